@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL server for the trackable test suite.
+#
+# Usage: scripts/postgres.sh start|stop|url|status
+#
+#   start   install PostgreSQL if needed (apt-get), create a throwaway cluster,
+#           start it on 127.0.0.1 and print the connection URL on stdout.
+#           Idempotent: if the server already runs, only prints the URL.
+#   stop    stop the server and delete the cluster.
+#   url     print the connection URL.
+#   status  exit 0 if the server is running, 1 otherwise.
+#
+# Environment:
+#   TRACKABLE_DB_DIR    base directory   (default /tmp/trackable-db)
+#   TRACKABLE_PG_PORT   TCP port         (default 55432)
+#   TRACKABLE_PG_BIN    directory holding initdb/pg_ctl (default: auto-detect)
+#
+# Typical use:  export DATABASE_URL="$(scripts/postgres.sh start)"
+#
+# Only the URL goes to stdout. Everything else is logged to
+# $TRACKABLE_DB_DIR/postgres.log (server log included); on failure the tail of
+# that file is printed to stderr.
+set -euo pipefail
+set -o errtrace
+
+readonly BASE_DIR=${TRACKABLE_DB_DIR:-/tmp/trackable-db}
+readonly PORT=${TRACKABLE_PG_PORT:-55432}
+readonly HOST=127.0.0.1
+readonly DB_NAME=trackable DB_USER=trackable DB_PASS=trackable
+readonly PGDATA_DIR=$BASE_DIR/pg
+readonly LOG_FILE=$BASE_DIR/postgres.log
+readonly LOCK_FILE=$BASE_DIR/.postgres.lock
+readonly READY_MARKER=$PGDATA_DIR/trackable.ready
+readonly URL="postgres://$DB_USER:$DB_PASS@$HOST:$PORT/$DB_NAME"
+readonly PROG=${0##*/}
+
+PGBIN=
+OWNER=
+SUDO=()
+
+log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+
+show_log_tail() {
+    if [[ -s $LOG_FILE ]]; then
+        printf '%s: ---- last lines of %s ----\n' "$PROG" "$LOG_FILE" >&2
+        tail -n 40 "$LOG_FILE" >&2 || true
+        printf '%s: ----\n' "$PROG" >&2
+    fi
+}
+
+die() {
+    log "error: $*"
+    show_log_tail
+    exit 1
+}
+
+on_err() {
+    local rc=$1 line=$2 cmd=$3
+    trap - ERR
+    log "error: command failed (exit $rc) at line $line: $cmd"
+    show_log_tail
+    exit "$rc"
+}
+trap 'on_err $? $LINENO "$BASH_COMMAND"' ERR
+
+# Append a command's output to the log file.
+logged() { "$@" >>"$LOG_FILE" 2>&1; }
+
+# Run a command as the cluster owner (postgres when root, else ourselves).
+as_owner() {
+    if [[ $EUID -eq 0 && $OWNER != root ]]; then
+        runuser -u "$OWNER" -- "$@"
+    else
+        "$@"
+    fi
+}
+
+usage() {
+    echo "usage: $PROG start|stop|url|status" >&2
+    exit 2
+}
+
+check_settings() {
+    [[ $PORT =~ ^[0-9]+$ ]] && ((PORT > 0 && PORT < 65536)) ||
+        { log "error: TRACKABLE_PG_PORT must be a TCP port number, got '$PORT'"; exit 2; }
+    [[ $BASE_DIR == /* ]] ||
+        { log "error: TRACKABLE_DB_DIR must be an absolute path, got '$BASE_DIR'"; exit 2; }
+    [[ $BASE_DIR != *"'"* && $BASE_DIR != *[[:space:]]* ]] ||
+        { log "error: TRACKABLE_DB_DIR must not contain quotes or whitespace"; exit 2; }
+    # Unix socket paths are limited to 107 bytes.
+    local sock="$PGDATA_DIR/.s.PGSQL.$PORT"
+    ((${#sock} < 104)) ||
+        { log "error: TRACKABLE_DB_DIR is too long for a unix socket path ($sock)"; exit 2; }
+}
+
+prepare_base_dir() {
+    if [[ ! -d $BASE_DIR ]]; then
+        mkdir -p "$BASE_DIR"
+        chmod 0755 "$BASE_DIR"
+    fi
+    [[ -w $BASE_DIR ]] || { log "error: $BASE_DIR is not writable"; exit 1; }
+    touch "$LOG_FILE" 2>/dev/null || { log "error: cannot write $LOG_FILE"; exit 1; }
+    exec 9>>"$LOCK_FILE"
+    flock -w 300 9 || die "timed out waiting for the lock $LOCK_FILE"
+}
+
+# ---------------------------------------------------------------- install ---
+
+find_pg_bin() {
+    local d c
+    if [[ -n ${TRACKABLE_PG_BIN:-} ]]; then
+        [[ -x $TRACKABLE_PG_BIN/initdb && -x $TRACKABLE_PG_BIN/pg_ctl ]] ||
+            die "TRACKABLE_PG_BIN=$TRACKABLE_PG_BIN does not contain initdb and pg_ctl"
+        PGBIN=$TRACKABLE_PG_BIN
+        return 0
+    fi
+    if c=$(command -v pg_ctl 2>/dev/null) && command -v initdb >/dev/null 2>&1; then
+        d=$(dirname "$(readlink -f "$c")")
+        if [[ -x $d/initdb && -x $d/pg_ctl ]]; then
+            PGBIN=$d
+            return 0
+        fi
+    fi
+    # Debian keeps the server binaries out of PATH.
+    while read -r d; do
+        if [[ -x $d/initdb && -x $d/pg_ctl ]]; then
+            PGBIN=$d
+            return 0
+        fi
+    done < <(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r)
+    return 1
+}
+
+have_apt_lists() {
+    compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null
+}
+
+apt_get() {
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -q \
+        -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=600 \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        "$@" </dev/null >>"$LOG_FILE" 2>&1
+}
+
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 || die "$* missing and apt-get is not available; install it manually"
+    if [[ $EUID -ne 0 ]]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            SUDO=(sudo -n)
+        else
+            die "$* is not installed; run as root or install it: apt-get install -y $*"
+        fi
+    fi
+    log "installing $* with apt-get (log: $LOG_FILE)"
+    # Keep maintainer scripts from starting system services (no systemd here).
+    local policy=/usr/sbin/policy-rc.d created_policy=0 rc=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
+        "${SUDO[@]}" chmod 0755 "$policy"
+        created_policy=1
+    fi
+    if ! have_apt_lists; then
+        apt_get update || rc=$?
+    fi
+    if ((rc == 0)) && ! apt_get install --no-install-recommends "$@"; then
+        # Stale package lists are the usual cause; refresh and retry once.
+        rc=0
+        apt_get update && apt_get install --no-install-recommends "$@" || rc=$?
+    fi
+    if ((created_policy)); then
+        "${SUDO[@]}" rm -f "$policy"
+    fi
+    ((rc == 0)) || die "apt-get install $* failed (exit $rc)"
+}
+
+ensure_installed() {
+    if ! find_pg_bin; then
+        apt_install postgresql
+        find_pg_bin || die "PostgreSQL was installed but initdb/pg_ctl were not found"
+    fi
+    local tool
+    for tool in postgres psql pg_isready; do
+        [[ -x $PGBIN/$tool ]] || die "$PGBIN/$tool not found"
+    done
+}
+
+pick_owner() {
+    if [[ $EUID -ne 0 ]]; then
+        OWNER=$(id -un)
+        return 0
+    fi
+    if ! id postgres >/dev/null 2>&1; then
+        logged useradd --system --user-group --home-dir "$BASE_DIR" --no-create-home \
+            --shell /bin/sh postgres || die "cannot create the postgres user"
+    fi
+    command -v runuser >/dev/null 2>&1 || die "runuser (util-linux) is required when running as root"
+    OWNER=postgres
+}
+
+# ----------------------------------------------------------------- server ---
+
+is_running() {
+    [[ -f $PGDATA_DIR/postmaster.pid ]] &&
+        as_owner "$PGBIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1
+}
+
+port_in_use() {
+    (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null
+}
+
+wait_ready() {
+    local i
+    for ((i = 0; i < 300; i++)); do
+        if "$PGBIN/pg_isready" -q -h "$HOST" -p "$PORT" -d postgres -t 2; then
+            return 0
+        fi
+        is_running || die "the server exited during startup"
+        sleep 0.2
+    done
+    die "the server did not accept connections on $HOST:$PORT within 60s"
+}
+
+init_cluster() {
+    log "creating cluster in $PGDATA_DIR"
+    rm -rf "$PGDATA_DIR"
+    : >"$LOG_FILE"
+    mkdir -m 0700 "$PGDATA_DIR"
+    if [[ $EUID -eq 0 ]]; then
+        chown "$OWNER:" "$PGDATA_DIR" "$LOG_FILE"
+        as_owner test -w "$PGDATA_DIR" ||
+            die "user $OWNER cannot write $PGDATA_DIR; choose a TRACKABLE_DB_DIR it can reach (e.g. under /tmp)"
+    fi
+    logged as_owner "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres -E UTF8 --locale=C.UTF-8 \
+        --auth-local=trust --auth-host=trust --no-sync ||
+        die "initdb failed"
+    cat >>"$PGDATA_DIR/postgresql.conf" <<EOF
+
+# ---- trackable throwaway test server ----
+listen_addresses = '$HOST'
+port = $PORT
+unix_socket_directories = '$PGDATA_DIR'
+max_connections = 300
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+wal_level = minimal
+max_wal_senders = 0
+checkpoint_timeout = '30min'
+max_wal_size = '2GB'
+log_min_messages = warning
+EOF
+}
+
+start_server() {
+    if port_in_use; then
+        die "port $PORT on $HOST is already in use by another process (set TRACKABLE_PG_PORT)"
+    fi
+    log "starting PostgreSQL on $HOST:$PORT"
+    logged as_owner "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$LOG_FILE" -w -t 60 start ||
+        die "pg_ctl start failed"
+    wait_ready
+}
+
+setup_database() {
+    logged "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PGDATA_DIR" -p "$PORT" -U postgres -d postgres <<EOF ||
+DO \$\$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DB_USER') THEN
+    CREATE ROLE $DB_USER LOGIN CREATEDB PASSWORD '$DB_PASS';
+  END IF;
+END
+\$\$;
+SELECT 'CREATE DATABASE $DB_NAME OWNER $DB_USER ENCODING ''UTF8'''
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$DB_NAME')\gexec
+EOF
+        die "creating role/database $DB_NAME failed"
+    touch "$READY_MARKER"
+}
+
+cmd_start() {
+    check_settings
+    prepare_base_dir
+    ensure_installed
+    pick_owner
+    if is_running; then
+        local pid_port
+        pid_port=$(sed -n 4p "$PGDATA_DIR/postmaster.pid")
+        [[ $pid_port == "$PORT" ]] ||
+            die "the cluster in $PGDATA_DIR already runs on port $pid_port; run '$PROG stop' first"
+        [[ -f $READY_MARKER ]] || setup_database
+        printf '%s\n' "$URL"
+        return 0
+    fi
+    if [[ ! -f $PGDATA_DIR/PG_VERSION || ! -f $READY_MARKER ]]; then
+        init_cluster
+    fi
+    start_server
+    setup_database
+    log "ready"
+    printf '%s\n' "$URL"
+}
+
+kill_from_pidfile() {
+    local pid
+    pid=$(head -n 1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true)
+    [[ $pid =~ ^[0-9]+$ ]] || return 0
+    kill -QUIT "$pid" 2>/dev/null || return 0
+    local i
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+cmd_stop() {
+    check_settings
+    if [[ ! -d $PGDATA_DIR ]]; then
+        log "not running (no cluster in $PGDATA_DIR)"
+        return 0
+    fi
+    prepare_base_dir
+    pick_owner
+    if [[ -f $PGDATA_DIR/postmaster.pid ]]; then
+        log "stopping PostgreSQL"
+        if ! find_pg_bin || ! logged as_owner "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m immediate -w -t 30 stop; then
+            kill_from_pidfile
+        fi
+    fi
+    rm -rf "$PGDATA_DIR"
+    log "stopped; deleted $PGDATA_DIR"
+}
+
+cmd_status() {
+    check_settings
+    find_pg_bin || exit 1
+    pick_owner
+    if is_running; then
+        log "running: $URL"
+        return 0
+    fi
+    log "not running"
+    return 1
+}
+
+case ${1:-} in
+start) cmd_start ;;
+stop) cmd_stop ;;
+url) check_settings; printf '%s\n' "$URL" ;;
+status) cmd_status ;;
+*) usage ;;
+esac

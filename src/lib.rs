@@ -1,0 +1,158 @@
+//! Test support shared by the integration tests, the examples and the benchmarks: the model
+//! types they track, and throwaway databases on every backend.
+//!
+//! Server backends are found through environment variables:
+//!
+//! - `TRACKABLE_POSTGRES_URL`, e.g. `postgres://trackable:trackable@127.0.0.1:55432/trackable`
+//! - `TRACKABLE_MYSQL_URL`, e.g. `mysql://trackable:trackable@127.0.0.1:53306/trackable`
+//!
+//! When a variable is unset, that backend is left out, unless `TRACKABLE_REQUIRE_SERVERS=1`
+//! (set by CI), which makes a missing or unreachable server an error.
+
+pub mod models;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    Schema,
+};
+
+/// A database the test owns; dropped with it where the backend allows.
+#[derive(Debug)]
+pub struct TestDb {
+    /// The pool.
+    pub db: DatabaseConnection,
+    /// Which backend it is.
+    pub backend: DbBackend,
+    // Keeps the SQLite file alive.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for TestDb {
+    type Target = DatabaseConnection;
+    fn deref(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+/// A file-backed SQLite database in WAL mode, with a pool of `connections`.
+pub async fn sqlite_file(connections: u32) -> Result<TestDb, DbErr> {
+    let dir = tempfile::tempdir().map_err(|e| DbErr::Custom(e.to_string()))?;
+    let path = dir.path().join("trackable.db");
+    let db = sqlite_at(&path, connections).await?;
+    Ok(TestDb {
+        db,
+        backend: DbBackend::Sqlite,
+        _dir: Some(dir),
+    })
+}
+
+/// Opens (creating it if needed) the SQLite database at `path` in WAL mode.
+pub async fn sqlite_at(
+    path: &std::path::Path,
+    connections: u32,
+) -> Result<DatabaseConnection, DbErr> {
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(connections)
+        .min_connections(1)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(60))
+        });
+    Database::connect(options).await
+}
+
+/// An in-memory SQLite database with one connection.
+pub async fn sqlite_memory() -> Result<TestDb, DbErr> {
+    let db = Database::connect("sqlite::memory:").await?;
+    Ok(TestDb {
+        db,
+        backend: DbBackend::Sqlite,
+        _dir: None,
+    })
+}
+
+fn require_servers() -> bool {
+    std::env::var("TRACKABLE_REQUIRE_SERVERS").is_ok_and(|v| v == "1")
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh, empty database on the server at `url` (a new database per call), or `None` when
+/// `var` is unset and servers are not required.
+async fn server(var: &str, backend: DbBackend, connections: u32) -> Result<Option<TestDb>, DbErr> {
+    let url = match std::env::var(var) {
+        Ok(url) => url,
+        Err(_) if require_servers() => {
+            return Err(DbErr::Custom(format!(
+                "{var} is not set, and TRACKABLE_REQUIRE_SERVERS=1 requires it"
+            )));
+        }
+        Err(_) => return Ok(None),
+    };
+    let name = format!(
+        "trackable_t{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        uuid::Uuid::new_v4().simple().to_string().get(..8).unwrap_or("0")
+    );
+    let admin = Database::connect(quiet(&url, 1)).await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await?;
+    admin.close().await?;
+    let (base, _) = url.rsplit_once('/').unwrap_or((&url, ""));
+    let db = Database::connect(quiet(&format!("{base}/{name}"), connections)).await?;
+    Ok(Some(TestDb {
+        db,
+        backend,
+        _dir: None,
+    }))
+}
+
+fn quiet(url: &str, connections: u32) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(60))
+        .sqlx_logging(false);
+    options
+}
+
+/// A fresh PostgreSQL database, if configured.
+pub async fn postgres(connections: u32) -> Result<Option<TestDb>, DbErr> {
+    server("TRACKABLE_POSTGRES_URL", DbBackend::Postgres, connections).await
+}
+
+/// A fresh MySQL / MariaDB database, if configured.
+pub async fn mysql(connections: u32) -> Result<Option<TestDb>, DbErr> {
+    server("TRACKABLE_MYSQL_URL", DbBackend::MySql, connections).await
+}
+
+/// One fresh database per available backend: file-backed SQLite in WAL mode always, the
+/// servers when configured.
+pub async fn all_backends(connections: u32) -> Result<Vec<TestDb>, DbErr> {
+    let mut out = vec![sqlite_file(connections).await?];
+    out.extend(postgres(connections).await?);
+    out.extend(mysql(connections).await?);
+    Ok(out)
+}
+
+/// Creates the table of `entity` from its definition.
+pub async fn create_table<C, E>(db: &C, entity: E) -> Result<(), DbErr>
+where
+    C: ConnectionTrait,
+    E: EntityTrait,
+{
+    let backend = db.get_database_backend();
+    let statement = Schema::new(backend).create_table_from_entity(entity);
+    db.execute(&statement).await?;
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! The user models the tests track: one per mode and primary-key type.
+
+/// Fields mode, the five fields under their own names.
+pub mod user {
+    use sea_orm::entity::prelude::*;
+    use trackable_core::Trackable;
+
+    /// A user.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
+    #[sea_orm(table_name = "users")]
+    pub struct Model {
+        /// Primary key.
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        /// Sign-in name.
+        pub email: String,
+        /// Number of sign-ins.
+        pub sign_in_count: i32,
+        /// Current session's sign-in time.
+        pub current_sign_in_at: Option<DateTimeUtc>,
+        /// Current session's sign-in IP.
+        pub current_sign_in_ip: Option<String>,
+        /// Previous sign-in time.
+        pub last_sign_in_at: Option<DateTimeUtc>,
+        /// Previous sign-in IP.
+        pub last_sign_in_ip: Option<String>,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Fields mode with renamed fields (Coherence's short names) and an optional 64-bit count.
+pub mod renamed {
+    use sea_orm::entity::prelude::*;
+    use trackable_core::Trackable;
+
+    /// A user whose tracking fields carry other names.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
+    #[sea_orm(table_name = "people")]
+    pub struct Model {
+        /// Primary key.
+        #[sea_orm(primary_key)]
+        pub pid: i64,
+        /// Number of sign-ins; NULL counts as 0.
+        #[trackable(sign_in_count)]
+        pub logins: Option<i64>,
+        /// Current session's sign-in time.
+        #[trackable(current_sign_in_at)]
+        pub current_at: Option<DateTimeUtc>,
+        /// Current session's sign-in IP.
+        #[trackable(current_sign_in_ip)]
+        pub current_ip: Option<String>,
+        /// Previous sign-in time.
+        #[trackable(last_sign_in_at)]
+        pub last_at: Option<DateTimeUtc>,
+        /// Previous sign-in IP.
+        #[trackable(last_sign_in_ip)]
+        pub last_ip: Option<String>,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Fields mode with the fields inserted by `#[sign_in_fields]`.
+pub mod inserted {
+    use sea_orm::entity::prelude::*;
+    use trackable_core::{Trackable, sign_in_fields};
+
+    /// A user whose tracking fields come from the attribute macro.
+    #[sign_in_fields]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
+    #[sea_orm(table_name = "customers")]
+    pub struct Model {
+        /// Primary key.
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        /// Display name.
+        pub name: String,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Table mode, `i32` keys, the audit entity in module `member_events`.
+pub mod member {
+    use sea_orm::entity::prelude::*;
+    use trackable_core::Trackable;
+
+    /// A user tracked in an audit table.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
+    #[sea_orm(table_name = "members")]
+    #[trackable(table = "member_events")]
+    pub struct Model {
+        /// Primary key.
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        /// Sign-in name.
+        pub email: String,
+    }
+
+    /// No relations declared here; the derive relates the audit entity both ways.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Table mode, `i64` keys, module named explicitly.
+pub mod account {
+    use sea_orm::entity::prelude::*;
+    use trackable_core::Trackable;
+
+    /// A user with a 64-bit key.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
+    #[sea_orm(table_name = "accounts")]
+    #[trackable(table = "account_log", module = "audit")]
+    pub struct Model {
+        /// Primary key.
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// Sign-in name.
+        pub login: String,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Table mode, UUID keys.
+pub mod uuid_user {
+    use sea_orm::entity::prelude::*;
+    use trackable_core::Trackable;
+
+    /// A user with a UUID key.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
+    #[sea_orm(table_name = "uuid_users")]
+    #[trackable(table = "uuid_user_events", module = "events")]
+    pub struct Model {
+        /// Primary key.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        /// Sign-in name.
+        pub email: String,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Table mode, `String` keys.
+pub mod handle_user {
+    use sea_orm::entity::prelude::*;
+    use trackable_core::Trackable;
+
+    /// A user keyed by a handle.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
+    #[sea_orm(table_name = "handle_users")]
+    #[trackable(table = "handle_user_events", module = "events")]
+    pub struct Model {
+        /// Primary key.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub handle: String,
+        /// Display name.
+        pub name: String,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

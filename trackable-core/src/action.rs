@@ -1,0 +1,102 @@
+use std::fmt;
+use std::str::FromStr;
+
+use sea_orm::entity::prelude::*;
+
+/// A tracked event.
+///
+/// Stored in the audit table's `action` column as a stable string
+/// ([`Action::as_str`]) that never changes between releases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[non_exhaustive]
+pub enum Action {
+    /// A successful sign-in: counted, and the sign-in time and IP move to `current_*`.
+    #[sea_orm(string_value = "login")]
+    Login,
+    /// A sign-out: `current_*` moves to `last_*`.
+    #[sea_orm(string_value = "logout")]
+    Logout,
+    /// A password reset.
+    #[sea_orm(string_value = "password_reset")]
+    PasswordReset,
+    /// A sign-in attempt with wrong credentials.
+    #[sea_orm(string_value = "failed_login")]
+    FailedLogin,
+    /// The account was locked.
+    #[sea_orm(string_value = "lock")]
+    Lock,
+    /// The account was unlocked.
+    #[sea_orm(string_value = "unlock")]
+    Unlock,
+    /// An unlock token was issued or used.
+    #[sea_orm(string_value = "unlock_token")]
+    UnlockToken,
+}
+
+impl Action {
+    /// Every action, in declaration order.
+    pub const ALL: [Action; 7] = [
+        Action::Login,
+        Action::Logout,
+        Action::PasswordReset,
+        Action::FailedLogin,
+        Action::Lock,
+        Action::Unlock,
+        Action::UnlockToken,
+    ];
+
+    /// The stable string stored in the database.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Action::Login => "login",
+            Action::Logout => "logout",
+            Action::PasswordReset => "password_reset",
+            Action::FailedLogin => "failed_login",
+            Action::Lock => "lock",
+            Action::Unlock => "unlock",
+            Action::UnlockToken => "unlock_token",
+        }
+    }
+
+    /// Whether the event changes the sign-in state (only logins and logouts do).
+    pub const fn changes_state(self) -> bool {
+        matches!(self, Action::Login | Action::Logout)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error returned when a string is not one of the stable action names.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown action `{0}`; expected one of login, logout, password_reset, failed_login, lock, unlock, unlock_token")]
+pub struct ParseActionError(String);
+
+impl FromStr for Action {
+    type Err = ParseActionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Action::ALL
+            .into_iter()
+            .find(|action| action.as_str() == s)
+            .ok_or_else(|| ParseActionError(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_strings_round_trip() {
+        for action in Action::ALL {
+            assert_eq!(action.as_str().parse::<Action>(), Ok(action));
+            assert_eq!(action.to_value(), action.as_str());
+        }
+        assert!("Login".parse::<Action>().is_err());
+    }
+}

@@ -1,0 +1,147 @@
+//! Sign-in tracking and a login audit trail for [SeaORM](sea_orm) user models.
+//!
+//! Derive [`Trackable`] on a user model and report sign-in events from your login handler:
+//!
+//! - **fields mode** (the default) keeps five columns on the user row: `sign_in_count`,
+//!   `current_sign_in_at`, `current_sign_in_ip`, `last_sign_in_at`, `last_sign_in_ip`;
+//! - **table mode** (`#[trackable(table = "...")]`) appends one row per event to an audit
+//!   table that the derive generates, entity and migration included.
+//!
+//! Every event is computed in SQL from the stored row, in one statement where the backend
+//! allows it, so concurrent logins never lose an increment and a stale model never
+//! overwrites a newer login.
+//!
+//! ```no_run
+//! use sea_orm::entity::prelude::*;
+//! use trackable_core::{ClientInfo, Trackable};
+//!
+//! #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
+//! #[sea_orm(table_name = "users")]
+//! pub struct Model {
+//!     #[sea_orm(primary_key)]
+//!     pub id: i32,
+//!     pub email: String,
+//!     pub sign_in_count: i32,
+//!     pub current_sign_in_at: Option<DateTimeUtc>,
+//!     pub current_sign_in_ip: Option<String>,
+//!     pub last_sign_in_at: Option<DateTimeUtc>,
+//!     pub last_sign_in_ip: Option<String>,
+//! }
+//!
+//! #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+//! pub enum Relation {}
+//!
+//! impl ActiveModelBehavior for ActiveModel {}
+//!
+//! # async fn run(db: &sea_orm::DatabaseConnection, user: Model) -> Result<(), trackable_core::Error> {
+//! let client = ClientInfo::from_ip("203.0.113.7".parse().unwrap()).with_user_agent("curl/8");
+//! let user = trackable_core::track_login(db, &user, &client).await?;
+//! assert!(user.sign_in_count >= 1);
+//! trackable_core::track_logout(db, &user, &client).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Events
+//!
+//! | function | fields mode | table mode |
+//! |---|---|---|
+//! | [`track_login`] | count + 1, current → last, (now, ip) → current | appends a `login` row |
+//! | [`track_logout`] | current → last, current cleared | appends a `logout` row |
+//! | [`track_failed_login`], [`track_lock`], [`track_unlock`], [`track_unlock_token`], [`track_password_reset`] | writes nothing, returns `Ok(None)` | appends a row with the state unchanged |
+//! | [`track`] | any [`Action`] | any [`Action`] |
+//!
+//! [`SignInState::apply`] is the exact rule. Each function takes a
+//! [`DatabaseConnection`](sea_orm::DatabaseConnection) or the caller's open
+//! [`DatabaseTransaction`](sea_orm::DatabaseTransaction), so tracking commits or rolls back
+//! with the login itself. A [`Tracker`] offers the same operations with a configuration:
+//! clock, IP privacy policy and user-agent capture.
+//!
+//! # Which application events to report
+//!
+//! A password login, and the automatic login after registration, are logins. A session
+//! restored from a remember-me cookie is not: it is neither counted nor recorded unless the
+//! application reports it explicitly.
+//!
+//! # The derive
+//!
+//! `#[derive(Trackable)]` checks the model at compile time and generates what each mode
+//! needs. Its attributes:
+//!
+//! | attribute | where | meaning |
+//! |---|---|---|
+//! | `#[trackable(fields)]` | struct | fields mode (the default; may be omitted) |
+//! | `#[trackable(table = "trackables")]` | struct | table mode, with this audit table |
+//! | `#[trackable(module = "audit")]` | struct | table mode: the module of the generated entity (default: the table name) |
+//! | `#[trackable(crate = "path")]` | struct | where `trackable_core` is, when renamed |
+//! | `#[trackable(sign_in_count)]`, `#[trackable(current_sign_in_at)]`, `#[trackable(current_sign_in_ip)]`, `#[trackable(last_sign_in_at)]`, `#[trackable(last_sign_in_ip)]` | field | fields mode: this field plays that role under another name |
+//!
+//! Field types: the count is `i32` or `i64`, optional or not (NULL counts as 0); times are
+//! `Option<DateTimeUtc>`; IPs are `Option<String>`.
+//!
+//! ```compile_fail
+//! use sea_orm::entity::prelude::*;
+//!
+//! #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, trackable_core::Trackable)]
+//! #[sea_orm(table_name = "users")]
+//! #[trackable(fields, table = "trackables")] // error: both modes requested
+//! pub struct Model {
+//!     #[sea_orm(primary_key)]
+//!     pub id: i32,
+//! }
+//! # #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+//! # pub enum Relation {}
+//! # impl ActiveModelBehavior for ActiveModel {}
+//! # fn main() {}
+//! ```
+//!
+//! # Features
+//!
+//! - `derive` (default): re-exports [`Trackable`](macro@Trackable) and [`sign_in_fields`].
+//! - `sqlite`, `postgres`, `mysql`: forward the backend to sea-orm (`sqlite` also turns on
+//!   `RETURNING` for SQLite 3.35 and later).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations)]
+
+mod action;
+mod client;
+mod connection;
+mod engine;
+mod error;
+mod migration;
+mod sql;
+mod state;
+mod trackable;
+mod tracker;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use action::{Action, ParseActionError};
+pub use client::{ClientInfo, IpPolicy, UserAgentPolicy};
+pub use connection::Connection;
+pub use error::{Error, Result};
+pub use migration::Migration;
+pub use state::{HasSignInState, SignInState};
+pub use trackable::{Mode, Trackable};
+pub use tracker::{
+    Clock, SystemClock, Tracker, track, track_failed_login, track_lock, track_login, track_logout,
+    track_password_reset, track_unlock, track_unlock_token,
+};
+
+/// Derives [`Trackable`](trait@Trackable) for a SeaORM user model. See the
+/// [crate documentation](crate#the-derive) for its attributes.
+#[cfg(feature = "derive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
+pub use trackable_derive::Trackable;
+
+/// Inserts the five sign-in field declarations into a model struct, for users who would
+/// rather not write them by hand. Place it above `#[derive(...)]`.
+#[cfg(feature = "derive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
+pub use trackable_derive::sign_in_fields;
+
+/// Re-exported for generated code and for applications that want the same version.
+pub use sea_orm;

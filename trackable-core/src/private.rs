@@ -1,0 +1,147 @@
+//! Items used by the code that `#[derive(Trackable)]` generates. Not public API.
+
+pub use chrono;
+pub use sea_orm;
+
+use sea_orm::EntityTrait;
+
+/// How the derive told the runtime to track a model.
+#[derive(Debug)]
+pub enum Tracking<E: EntityTrait> {
+    /// Fields mode.
+    Fields(FieldColumns<E>),
+    /// Table mode.
+    Table(TableSpec<E>),
+}
+
+/// The user-table columns of fields mode.
+#[derive(Debug)]
+pub struct FieldColumns<E: EntityTrait> {
+    /// The primary key.
+    pub id: E::Column,
+    /// `sign_in_count`.
+    pub sign_in_count: E::Column,
+    /// `current_sign_in_at`.
+    pub current_sign_in_at: E::Column,
+    /// `current_sign_in_ip`.
+    pub current_sign_in_ip: E::Column,
+    /// `last_sign_in_at`.
+    pub last_sign_in_at: E::Column,
+    /// `last_sign_in_ip`.
+    pub last_sign_in_ip: E::Column,
+}
+
+/// The audit table of table mode.
+#[derive(Debug)]
+pub struct TableSpec<E: EntityTrait> {
+    /// The user table's primary key.
+    pub id: E::Column,
+    /// The audit table.
+    pub table: &'static str,
+}
+
+/// Types that can hold a sign-in count.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot hold a sign-in count",
+    label = "write `i32`, `i64`, `Option<i32>` or `Option<i64>` here",
+    note = "the count is incremented in SQL; NULL counts as 0"
+)]
+pub trait SignInCount {
+    /// Whether the column is 64 bits wide.
+    const BIG: bool;
+    /// The count, NULL counting as 0.
+    fn get(&self) -> i64;
+}
+impl SignInCount for i32 {
+    const BIG: bool = false;
+    fn get(&self) -> i64 {
+        i64::from(*self)
+    }
+}
+impl SignInCount for i64 {
+    const BIG: bool = true;
+    fn get(&self) -> i64 {
+        *self
+    }
+}
+impl SignInCount for Option<i32> {
+    const BIG: bool = false;
+    fn get(&self) -> i64 {
+        self.map_or(0, i64::from)
+    }
+}
+impl SignInCount for Option<i64> {
+    const BIG: bool = true;
+    fn get(&self) -> i64 {
+        self.unwrap_or(0)
+    }
+}
+
+/// Types that can hold a sign-in time.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot hold a sign-in time",
+    label = "write `Option<DateTimeUtc>` here",
+    note = "sign-in times are UTC and NULL until the first sign-in"
+)]
+pub trait SignInAt {}
+impl SignInAt for Option<chrono::DateTime<chrono::Utc>> {}
+
+/// Types that can hold a sign-in IP.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot hold a sign-in IP",
+    label = "write `Option<String>` here",
+    note = "IPs are stored as canonical text, after the IP privacy policy (which may store none)"
+)]
+pub trait SignInIp {}
+impl SignInIp for Option<String> {}
+
+/// Types that can be the primary key of a user tracked in table mode.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the primary key of a user tracked in table mode",
+    label = "use `i32`, `i64`, `Uuid` or `String`"
+)]
+pub trait UserId {}
+impl UserId for i32 {}
+impl UserId for i64 {}
+impl UserId for String {}
+impl UserId for sea_orm::prelude::Uuid {}
+
+/// Compile-time check that `T` implements `SignInCount`.
+pub const fn assert_sign_in_count<T: SignInCount + ?Sized>() {}
+/// Compile-time check that `T` implements `SignInAt`.
+pub const fn assert_sign_in_at<T: SignInAt + ?Sized>() {}
+/// Compile-time check that `T` implements `SignInIp`.
+pub const fn assert_sign_in_ip<T: SignInIp + ?Sized>() {}
+/// Compile-time check that `T` implements `UserId`.
+pub const fn assert_user_id<T: UserId + ?Sized>() {}
+
+/// The fields-mode migration of entity `E`.
+pub fn fields_migration<E: EntityTrait>(columns: &FieldColumns<E>, big_count: bool) -> crate::Migration {
+    use sea_orm::IdenStatic;
+    let (schema, table) = crate::trackable::table_of::<E>();
+    crate::Migration::fields(
+        schema,
+        table.to_owned(),
+        [
+            columns.sign_in_count.as_str().to_owned(),
+            columns.current_sign_in_at.as_str().to_owned(),
+            columns.current_sign_in_ip.as_str().to_owned(),
+            columns.last_sign_in_at.as_str().to_owned(),
+            columns.last_sign_in_ip.as_str().to_owned(),
+        ],
+        big_count,
+    )
+}
+
+/// The table-mode migration of entity `E`.
+pub fn table_migration<E: EntityTrait>(spec: &TableSpec<E>) -> crate::Migration {
+    use sea_orm::{ColumnTrait, IdenStatic};
+    let (schema, table) = crate::trackable::table_of::<E>();
+    crate::Migration::table(
+        schema,
+        table.to_owned(),
+        spec.id.as_str().to_owned(),
+        spec.id.def().get_column_type().clone(),
+        spec.table.to_owned(),
+    )
+}

@@ -1,0 +1,283 @@
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+use crate::engine::{self, Event};
+use crate::{Action, ClientInfo, Connection, IpPolicy, Result, Trackable, UserAgentPolicy};
+
+/// Where a [`Tracker`] reads the time of an event.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+impl<F> Clock for F
+where
+    F: Fn() -> DateTime<Utc> + Send + Sync,
+{
+    fn now(&self) -> DateTime<Utc> {
+        self()
+    }
+}
+
+/// Tracks sign-in events with a configuration: the clock, the IP privacy policy and the
+/// user-agent capture.
+///
+/// The free functions ([`track_login`](crate::track_login) and friends) use
+/// `Tracker::default()`. A tracker is cheap to clone; build one at start-up and share it.
+///
+/// ```
+/// use trackable_core::{IpPolicy, Tracker};
+///
+/// let tracker = Tracker::new().ip_policy(IpPolicy::None);
+/// # let _ = tracker;
+/// ```
+#[derive(Clone)]
+pub struct Tracker {
+    clock: Arc<dyn Clock>,
+    ip_policy: IpPolicy,
+    user_agent: UserAgentPolicy,
+}
+
+impl fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tracker")
+            .field("clock", &format_args!("{}", std::any::type_name_of_val(&*self.clock)))
+            .field("ip_policy", &self.ip_policy)
+            .field("user_agent", &self.user_agent)
+            .finish()
+    }
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Tracker {
+            clock: Arc::new(SystemClock),
+            ip_policy: IpPolicy::default(),
+            user_agent: UserAgentPolicy::default(),
+        }
+    }
+}
+
+pub(crate) static DEFAULT: LazyLock<Tracker> = LazyLock::new(Tracker::default);
+
+macro_rules! event_methods {
+    ($($(#[$doc:meta])* $name:ident => $action:ident;)*) => {$(
+        $(#[$doc])*
+        pub async fn $name<C, M>(&self, db: &C, user: &M, client: &ClientInfo) -> Result<Option<M::Record>>
+        where
+            C: Connection,
+            M: Trackable,
+        {
+            self.track(db, user, Action::$action, client).await
+        }
+    )*};
+}
+
+impl Tracker {
+    /// A tracker with the default configuration: system clock, full IPs, user agents
+    /// captured up to 256 bytes.
+    pub fn new() -> Self {
+        Tracker::default()
+    }
+
+    /// Reads the time of events from `clock` (tests use a fixed or stepping clock).
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Sets what is stored and logged of client IPs.
+    #[must_use]
+    pub fn ip_policy(mut self, policy: IpPolicy) -> Self {
+        self.ip_policy = policy;
+        self
+    }
+
+    /// Sets what is stored of user agents.
+    #[must_use]
+    pub fn user_agent(mut self, policy: UserAgentPolicy) -> Self {
+        self.user_agent = policy;
+        self
+    }
+
+    /// The IP privacy policy.
+    pub fn get_ip_policy(&self) -> &IpPolicy {
+        &self.ip_policy
+    }
+
+    /// Records a successful sign-in and returns the user row (fields mode) or the audit row
+    /// (table mode) after it.
+    pub async fn login<C, M>(&self, db: &C, user: &M, client: &ClientInfo) -> Result<M::Record>
+    where
+        C: Connection,
+        M: Trackable,
+    {
+        self.write(db, user, Action::Login, client).await
+    }
+
+    /// Records a sign-out and returns the user row (fields mode) or the audit row
+    /// (table mode) after it.
+    pub async fn logout<C, M>(&self, db: &C, user: &M, client: &ClientInfo) -> Result<M::Record>
+    where
+        C: Connection,
+        M: Trackable,
+    {
+        self.write(db, user, Action::Logout, client).await
+    }
+
+    event_methods! {
+        /// Records a sign-in attempt with wrong credentials. Table mode appends a row; fields
+        /// mode writes nothing and returns `Ok(None)`.
+        failed_login => FailedLogin;
+        /// Records that the account was locked. Table mode appends a row; fields mode writes
+        /// nothing and returns `Ok(None)`.
+        lock => Lock;
+        /// Records that the account was unlocked. Table mode appends a row; fields mode
+        /// writes nothing and returns `Ok(None)`.
+        unlock => Unlock;
+        /// Records an unlock token. Table mode appends a row; fields mode writes nothing and
+        /// returns `Ok(None)`.
+        unlock_token => UnlockToken;
+        /// Records a password reset. Table mode appends a row; fields mode writes nothing
+        /// and returns `Ok(None)`.
+        password_reset => PasswordReset;
+    }
+
+    /// Records `action` for `user`.
+    ///
+    /// Returns the row written, or `None` when the event writes nothing: in fields mode, only
+    /// logins and logouts write.
+    pub async fn track<C, M>(
+        &self,
+        db: &C,
+        user: &M,
+        action: Action,
+        client: &ClientInfo,
+    ) -> Result<Option<M::Record>>
+    where
+        C: Connection,
+        M: Trackable,
+    {
+        if !engine::writes::<M>(action) {
+            let event = self.event(action, client);
+            log(&event, user, "skipped", None);
+            return Ok(None);
+        }
+        self.write(db, user, action, client).await.map(Some)
+    }
+
+    async fn write<C, M>(
+        &self,
+        db: &C,
+        user: &M,
+        action: Action,
+        client: &ClientInfo,
+    ) -> Result<M::Record>
+    where
+        C: Connection,
+        M: Trackable,
+    {
+        let event = self.event(action, client);
+        let outcome = engine::write(db, user, &event).await;
+        match &outcome {
+            Ok(_) => log(&event, user, "recorded", None),
+            Err(error) => log(&event, user, "failed", Some(error)),
+        }
+        outcome
+    }
+
+    pub(crate) fn event(&self, action: Action, client: &ClientInfo) -> Event {
+        Event {
+            action,
+            // Microseconds: what every backend stores, so a value reads back equal.
+            now: self.clock.now().trunc_subsecs(6),
+            ip: client.ip().and_then(|ip| self.ip_policy.apply(ip)),
+            user_agent: client.user_agent().and_then(|ua| self.user_agent.apply(ua)),
+        }
+    }
+}
+
+/// One `tracing` event per tracked event, with the IP after the privacy policy. Nothing
+/// secret reaches it: the runtime never sees passwords, tokens or session ids.
+fn log<M: Trackable>(event: &Event, user: &M, outcome: &'static str, error: Option<&crate::Error>) {
+    let user_id = engine::value_text(&user.__user_id());
+    let action = event.action.as_str();
+    let ip = event.ip.as_deref().unwrap_or("");
+    match error {
+        None => tracing::info!(target: "trackable", action, user_id, ip, outcome, "sign-in event"),
+        Some(error) => {
+            tracing::warn!(target: "trackable", action, user_id, ip, outcome, %error, "sign-in event")
+        }
+    }
+}
+
+macro_rules! free_functions {
+    ($($(#[$doc:meta])* $name:ident => $method:ident;)*) => {$(
+        $(#[$doc])*
+        pub async fn $name<C, M>(db: &C, user: &M, client: &ClientInfo) -> Result<Option<M::Record>>
+        where
+            C: Connection,
+            M: Trackable,
+        {
+            DEFAULT.$method(db, user, client).await
+        }
+    )*};
+}
+
+/// Records a successful sign-in with the default [`Tracker`]. See [`Tracker::login`].
+pub async fn track_login<C, M>(db: &C, user: &M, client: &ClientInfo) -> Result<M::Record>
+where
+    C: Connection,
+    M: Trackable,
+{
+    DEFAULT.login(db, user, client).await
+}
+
+/// Records a sign-out with the default [`Tracker`]. See [`Tracker::logout`].
+pub async fn track_logout<C, M>(db: &C, user: &M, client: &ClientInfo) -> Result<M::Record>
+where
+    C: Connection,
+    M: Trackable,
+{
+    DEFAULT.logout(db, user, client).await
+}
+
+/// Records `action` with the default [`Tracker`]. See [`Tracker::track`].
+pub async fn track<C, M>(
+    db: &C,
+    user: &M,
+    action: Action,
+    client: &ClientInfo,
+) -> Result<Option<M::Record>>
+where
+    C: Connection,
+    M: Trackable,
+{
+    DEFAULT.track(db, user, action, client).await
+}
+
+free_functions! {
+    /// Records a failed sign-in with the default [`Tracker`]. See [`Tracker::failed_login`].
+    track_failed_login => failed_login;
+    /// Records a lock with the default [`Tracker`]. See [`Tracker::lock`].
+    track_lock => lock;
+    /// Records an unlock with the default [`Tracker`]. See [`Tracker::unlock`].
+    track_unlock => unlock;
+    /// Records an unlock token with the default [`Tracker`]. See [`Tracker::unlock_token`].
+    track_unlock_token => unlock_token;
+    /// Records a password reset with the default [`Tracker`]. See [`Tracker::password_reset`].
+    track_password_reset => password_reset;
+}

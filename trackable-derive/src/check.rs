@@ -1,0 +1,174 @@
+//! Rules that need more than one attribute: the mode, the field roles, the primary key.
+
+use syn::{Ident, LitStr, Path, Visibility, parse_quote};
+
+use crate::ast::{Field, Input};
+use crate::attr::Role;
+use crate::ctxt::Ctxt;
+
+/// An input that expansion can trust.
+pub(crate) struct Checked<'a> {
+    pub(crate) ident: &'a Ident,
+    pub(crate) vis: &'a Visibility,
+    pub(crate) krate: Path,
+    pub(crate) primary_key: &'a Field<'a>,
+    pub(crate) mode: Mode<'a>,
+}
+
+pub(crate) enum Mode<'a> {
+    /// The fields playing each [`Role`], in `Role::ALL` order.
+    Fields([&'a Field<'a>; 5]),
+    Table { table: LitStr, module: Ident },
+}
+
+pub(crate) fn check<'a>(input: &'a Input<'a>) -> syn::Result<Checked<'a>> {
+    let mut cx = Ctxt::default();
+    let attrs = &input.attrs;
+
+    let table_mode = attrs.table.is_some();
+    if let (Some(fields), Some(table)) = (&attrs.fields, &attrs.table) {
+        cx.error(
+            fields.key,
+            "`fields` conflicts with `table`: choose fields mode (`fields`) or table mode (`table = \"...\"`), not both",
+        );
+        cx.error(
+            table.key,
+            "`table` conflicts with `fields`: choose fields mode (`fields`) or table mode (`table = \"...\"`), not both",
+        );
+    }
+    if let (Some(module), None) = (&attrs.module, &attrs.table) {
+        cx.error(
+            module.key,
+            "`module` names the module of the audit entity and needs table mode: add `table = \"...\"`",
+        );
+    }
+
+    let primary_key = check_primary_key(&mut cx, input, table_mode);
+
+    let mode = if table_mode {
+        for field in &input.fields {
+            if let Some(role) = &field.role {
+                cx.error(
+                    role.key,
+                    format!(
+                        "`{}` marks a field of fields mode; in table mode the sign-in state lives in the audit table: remove it",
+                        role.value.name()
+                    ),
+                );
+            }
+        }
+        attrs.table.as_ref().map(|table| {
+            let module = match &attrs.module {
+                Some(module) => module.value.clone(),
+                None => Ident::new(&table.value.value(), table.value.span()),
+            };
+            Mode::Table {
+                table: table.value.clone(),
+                module,
+            }
+        })
+    } else {
+        check_roles(&mut cx, input).map(Mode::Fields)
+    };
+
+    let krate = match &attrs.krate {
+        Some(krate) => krate.value.clone(),
+        None => parse_quote!(::trackable_core),
+    };
+    match (cx.finish(()), mode, primary_key) {
+        (Err(errors), _, _) => Err(errors),
+        (Ok(()), Some(mode), Some(primary_key)) => Ok(Checked {
+            ident: input.ident,
+            vis: input.vis,
+            krate,
+            primary_key,
+            mode,
+        }),
+        // Every path that leaves the mode or the key unset records an error first.
+        (Ok(()), _, _) => Err(syn::Error::new(
+            input.ident.span(),
+            "#[derive(Trackable)] could not determine the mode or the primary key",
+        )),
+    }
+}
+
+fn check_primary_key<'a>(cx: &mut Ctxt, input: &'a Input<'a>, table_mode: bool) -> Option<&'a Field<'a>> {
+    let keys: Vec<&Field<'a>> = input.fields.iter().filter(|f| f.primary_key.is_some()).collect();
+    match keys.as_slice() {
+        [key] => Some(*key),
+        [] => {
+            cx.error(
+                input.ident.span(),
+                "no primary key: tracking finds the user row by its primary key; mark it with `#[sea_orm(primary_key)]`",
+            );
+            None
+        }
+        [_, rest @ ..] => {
+            let why = if table_mode {
+                "the audit table refers to the user by one column"
+            } else {
+                "tracking finds the user row by one column"
+            };
+            for key in rest {
+                if let Some(span) = key.primary_key {
+                    cx.error(
+                        span,
+                        format!("composite primary keys are not supported: {why}; keep `#[sea_orm(primary_key)]` on one field"),
+                    );
+                }
+            }
+            None
+        }
+    }
+}
+
+fn check_roles<'a>(cx: &mut Ctxt, input: &'a Input<'a>) -> Option<[&'a Field<'a>; 5]> {
+    let mut found: [Option<&'a Field<'a>>; 5] = [None; 5];
+    // Explicit roles first: they win over a field that merely has the role's name.
+    for field in &input.fields {
+        let Some(role) = &field.role else { continue };
+        let slot = &mut found[role.value as usize];
+        match slot {
+            Some(other) => cx.error(
+                role.key,
+                format!(
+                    "`{}` is already held by field `{}`: one field per role",
+                    role.value.name(),
+                    other.ident
+                ),
+            ),
+            None => *slot = Some(field),
+        }
+    }
+    for (slot, role) in found.iter_mut().zip(Role::ALL) {
+        if slot.is_none() {
+            *slot = input
+                .fields
+                .iter()
+                .find(|field| field.role.is_none() && field.ident == role.name());
+        }
+    }
+    let mut roles = Vec::with_capacity(5);
+    for (slot, role) in found.iter().zip(Role::ALL) {
+        match slot {
+            Some(field) if field.ignored => cx.error(
+                field.ident.span(),
+                format!(
+                    "`{}` is `#[sea_orm(ignore)]`, but tracking stores `{}` in it: make it a column",
+                    field.ident,
+                    role.name()
+                ),
+            ),
+            Some(field) => roles.push(*field),
+            None => cx.error(
+                input.ident.span(),
+                format!(
+                    "missing field `{name}`: add `pub {name}: {ty},` or mark the field that holds it with `#[trackable({name})]`",
+                    name = role.name(),
+                    ty = role.suggested_type()
+                ),
+            ),
+        }
+    }
+    roles.try_into().ok()
+}

@@ -1,0 +1,82 @@
+use std::fmt::Display;
+
+use proc_macro2::Span;
+
+/// Collects every error of one expansion, so that a user sees all mistakes in one compile.
+#[derive(Default)]
+pub(crate) struct Ctxt {
+    errors: Option<syn::Error>,
+}
+
+impl Ctxt {
+    pub(crate) fn error(&mut self, span: Span, message: impl Display) {
+        self.push(syn::Error::new(span, message));
+    }
+
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.errors {
+            Some(errors) => errors.combine(error),
+            None => self.errors = Some(error),
+        }
+    }
+
+
+    /// `Ok(value)` when nothing went wrong, else every error at once.
+    pub(crate) fn finish<T>(self, value: T) -> syn::Result<T> {
+        match self.errors {
+            Some(errors) => Err(errors),
+            None => Ok(value),
+        }
+    }
+}
+
+/// The closest of `candidates` to `key`, if it is close enough to be a likely typo.
+pub(crate) fn did_you_mean<'a>(key: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|candidate| (levenshtein(key, candidate), *candidate))
+        .filter(|(distance, candidate)| *distance <= (candidate.len() / 3).max(1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diagonal
+            } else {
+                1 + diagonal.min(above).min(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// "expected one of `a`, `b` or `c`"
+pub(crate) fn one_of(candidates: &[&str]) -> String {
+    let quoted: Vec<String> = candidates.iter().map(|c| format!("`{c}`")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_keys_only() {
+        assert_eq!(did_you_mean("tabel", &["fields", "table"]), Some("table"));
+        assert_eq!(did_you_mean("last_sign_in_ad", &["last_sign_in_at", "last_sign_in_ip"]), Some("last_sign_in_at"));
+        assert_eq!(did_you_mean("color", &["fields", "table"]), None);
+    }
+}
