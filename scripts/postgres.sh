@@ -63,8 +63,9 @@ on_err() {
 }
 trap 'on_err $? $LINENO "$BASH_COMMAND"' ERR
 
-# Append a command's output to the log file.
-logged() { "$@" >>"$LOG_FILE" 2>&1; }
+# Append a command's output to the log file. The lock descriptor (9) is closed
+# so that a server started by the command does not inherit and hold the lock.
+logged() { "$@" >>"$LOG_FILE" 2>&1 9>&-; }
 
 # Run a command as the cluster owner (postgres when root, else ourselves).
 as_owner() {
@@ -81,8 +82,10 @@ usage() {
 }
 
 check_settings() {
-    [[ $PORT =~ ^[0-9]+$ ]] && ((PORT > 0 && PORT < 65536)) ||
-        { log "error: TRACKABLE_PG_PORT must be a TCP port number, got '$PORT'"; exit 2; }
+    if ! [[ $PORT =~ ^[0-9]+$ ]] || ((PORT < 1 || PORT > 65535)); then
+        log "error: TRACKABLE_PG_PORT must be a TCP port number, got '$PORT'"
+        exit 2
+    fi
     [[ $BASE_DIR == /* ]] ||
         { log "error: TRACKABLE_DB_DIR must be an absolute path, got '$BASE_DIR'"; exit 2; }
     [[ $BASE_DIR != *"'"* && $BASE_DIR != *[[:space:]]* ]] ||
@@ -127,7 +130,7 @@ find_pg_bin() {
             PGBIN=$d
             return 0
         fi
-    done < <(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r)
+    done < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r)
     return 1
 }
 
@@ -199,9 +202,18 @@ pick_owner() {
 
 # ----------------------------------------------------------------- server ---
 
+# PID of the postmaster if it is alive (zombies count as dead).
+server_pid() {
+    local pid state
+    pid=$(head -n 1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null) || return 1
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z && $state != X ]] || return 1
+    printf '%s\n' "$pid"
+}
+
 is_running() {
-    [[ -f $PGDATA_DIR/postmaster.pid ]] &&
-        as_owner "$PGBIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1
+    server_pid >/dev/null
 }
 
 port_in_use() {
@@ -211,7 +223,7 @@ port_in_use() {
 wait_ready() {
     local i
     for ((i = 0; i < 300; i++)); do
-        if "$PGBIN/pg_isready" -q -h "$HOST" -p "$PORT" -d postgres -t 2; then
+        if "$PGBIN/pg_isready" -q -h "$HOST" -p "$PORT" -U postgres -d postgres -t 2; then
             return 0
         fi
         is_running || die "the server exited during startup"
@@ -223,7 +235,7 @@ wait_ready() {
 init_cluster() {
     log "creating cluster in $PGDATA_DIR"
     rm -rf "$PGDATA_DIR"
-    : >"$LOG_FILE"
+    printf '\n==== %s: new cluster, %s ====\n' "$PROG" "$(date -u +%FT%TZ)" >>"$LOG_FILE"
     mkdir -m 0700 "$PGDATA_DIR"
     if [[ $EUID -eq 0 ]]; then
         chown "$OWNER:" "$PGDATA_DIR" "$LOG_FILE"
@@ -251,10 +263,21 @@ log_min_messages = warning
 EOF
 }
 
-start_server() {
-    if port_in_use; then
-        die "port $PORT on $HOST is already in use by another process (set TRACKABLE_PG_PORT)"
+# After a crash or kill -9 the lock files still name the dead postmaster;
+# the postmaster refuses to start while that PID exists (even as a zombie).
+clear_stale_lock_files() {
+    local pid i
+    pid=$(head -n 1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null) || return 0
+    if [[ $pid =~ ^[0-9]+$ ]]; then
+        for ((i = 0; i < 50; i++)); do
+            [[ -e /proc/$pid ]] || break
+            sleep 0.2
+        done
     fi
+    rm -f "$PGDATA_DIR/postmaster.pid" "$PGDATA_DIR"/.s.PGSQL.*.lock
+}
+
+start_server() {
     log "starting PostgreSQL on $HOST:$PORT"
     logged as_owner "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$LOG_FILE" -w -t 60 start ||
         die "pg_ctl start failed"
@@ -287,12 +310,18 @@ cmd_start() {
         pid_port=$(sed -n 4p "$PGDATA_DIR/postmaster.pid")
         [[ $pid_port == "$PORT" ]] ||
             die "the cluster in $PGDATA_DIR already runs on port $pid_port; run '$PROG stop' first"
+        wait_ready
         [[ -f $READY_MARKER ]] || setup_database
         printf '%s\n' "$URL"
         return 0
     fi
+    if port_in_use; then
+        die "port $PORT on $HOST is already in use by another process (set TRACKABLE_PG_PORT)"
+    fi
     if [[ ! -f $PGDATA_DIR/PG_VERSION || ! -f $READY_MARKER ]]; then
         init_cluster
+    else
+        clear_stale_lock_files
     fi
     start_server
     setup_database
@@ -302,8 +331,7 @@ cmd_start() {
 
 kill_from_pidfile() {
     local pid
-    pid=$(head -n 1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true)
-    [[ $pid =~ ^[0-9]+$ ]] || return 0
+    pid=$(server_pid) || return 0
     kill -QUIT "$pid" 2>/dev/null || return 0
     local i
     for ((i = 0; i < 100; i++)); do
@@ -340,7 +368,7 @@ cmd_status() {
         return 0
     fi
     log "not running"
-    return 1
+    exit 1
 }
 
 case ${1:-} in

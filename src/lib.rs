@@ -100,7 +100,11 @@ async fn server(var: &str, backend: DbBackend, connections: u32) -> Result<Optio
         "trackable_t{}_{}_{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed),
-        uuid::Uuid::new_v4().simple().to_string().get(..8).unwrap_or("0")
+        uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .get(..8)
+            .unwrap_or("0")
     );
     let admin = Database::connect(quiet(&url, 1)).await?;
     admin

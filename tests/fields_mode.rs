@@ -11,9 +11,7 @@ use sea_orm::{
 };
 use trackable::models::{inserted, renamed, user};
 use trackable::{TestDb, all_backends, create_table};
-use trackable_core::{
-    Action, ClientInfo, Error, HasSignInState, SignInState, Trackable, Tracker,
-};
+use trackable_core::{Action, ClientInfo, Error, HasSignInState, SignInState, Trackable, Tracker};
 
 /// A clock that moves one second (and a few nanoseconds) per reading.
 fn stepping_clock() -> impl Fn() -> DateTime<Utc> + Send + Sync + 'static {
@@ -54,7 +52,10 @@ async fn state_table_event_by_event() {
         let u = new_user(&db, "ada@example.com").await;
 
         // first login: last = (now, ip), current = (now, ip), count 1
-        let a = tracker.login(&db.db, &u, &client("192.0.2.1")).await.unwrap();
+        let a = tracker
+            .login(&db.db, &u, &client("192.0.2.1"))
+            .await
+            .unwrap();
         let t1 = Utc.timestamp_opt(1_700_000_000, 123_456_000).unwrap();
         assert_eq!(a.sign_in_count, 1, "{:?}", db.backend);
         assert_eq!(a.current_sign_in_at, Some(t1));
@@ -63,7 +64,10 @@ async fn state_table_event_by_event() {
         assert_eq!(a.last_sign_in_ip.as_deref(), Some("192.0.2.1"));
 
         // second login: last = previous current
-        let b = tracker.login(&db.db, &u, &client("198.51.100.2")).await.unwrap();
+        let b = tracker
+            .login(&db.db, &u, &client("198.51.100.2"))
+            .await
+            .unwrap();
         let t2 = Utc.timestamp_opt(1_700_000_001, 123_456_000).unwrap();
         assert_eq!(b.sign_in_count, 2);
         assert_eq!(b.current_sign_in_at, Some(t2));
@@ -72,7 +76,10 @@ async fn state_table_event_by_event() {
         assert_eq!(b.last_sign_in_ip.as_deref(), Some("192.0.2.1"));
 
         // logout: last = current, current cleared, count kept
-        let c = tracker.logout(&db.db, &u, &client("198.51.100.2")).await.unwrap();
+        let c = tracker
+            .logout(&db.db, &u, &client("198.51.100.2"))
+            .await
+            .unwrap();
         assert_eq!(c.sign_in_count, 2);
         assert_eq!(c.current_sign_in_at, None);
         assert_eq!(c.current_sign_in_ip, None);
@@ -80,11 +87,17 @@ async fn state_table_event_by_event() {
         assert_eq!(c.last_sign_in_ip.as_deref(), Some("198.51.100.2"));
 
         // logout twice: unchanged
-        let d = tracker.logout(&db.db, &u, &client("203.0.113.9")).await.unwrap();
+        let d = tracker
+            .logout(&db.db, &u, &client("203.0.113.9"))
+            .await
+            .unwrap();
         assert_eq!(d, c);
 
         // login after logout: last stays the logged-out session
-        let e = tracker.login(&db.db, &u, &client("2001:db8:0:0:0:0:0:1")).await.unwrap();
+        let e = tracker
+            .login(&db.db, &u, &client("2001:db8:0:0:0:0:0:1"))
+            .await
+            .unwrap();
         let t5 = Utc.timestamp_opt(1_700_000_004, 123_456_000).unwrap();
         assert_eq!(e.sign_in_count, 3);
         assert_eq!(e.current_sign_in_at, Some(t5));
@@ -93,7 +106,11 @@ async fn state_table_event_by_event() {
         assert_eq!(e.last_sign_in_ip.as_deref(), Some("198.51.100.2"));
 
         // what is stored is what was returned
-        let stored = user::Entity::find_by_id(u.id).one(&db.db).await.unwrap().unwrap();
+        let stored = user::Entity::find_by_id(u.id)
+            .one(&db.db)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored, e);
     }
 }
@@ -117,7 +134,11 @@ async fn other_events_write_nothing_in_fields_mode() {
                 .unwrap();
             assert!(written.is_none(), "{action} wrote {written:?}");
         }
-        let stored = user::Entity::find_by_id(u.id).one(&db.db).await.unwrap().unwrap();
+        let stored = user::Entity::find_by_id(u.id)
+            .one(&db.db)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored, after_login);
     }
 }
@@ -148,7 +169,12 @@ async fn the_state_matches_the_reference_rule() {
                 .await
                 .unwrap()
                 .unwrap();
-            assert_eq!(row.sign_in_state(), expected, "after {action} #{i} on {:?}", db.backend);
+            assert_eq!(
+                row.sign_in_state(),
+                expected,
+                "after {action} #{i} on {:?}",
+                db.backend
+            );
         }
     }
 }
@@ -165,10 +191,14 @@ async fn renamed_fields_and_a_nullable_count() {
         .await
         .unwrap();
         assert_eq!(u.logins, None);
-        let a = trackable_core::track_login(&db.db, &u, &client("192.0.2.1")).await.unwrap();
+        let a = trackable_core::track_login(&db.db, &u, &client("192.0.2.1"))
+            .await
+            .unwrap();
         assert_eq!(a.logins, Some(1), "NULL counts as 0");
         assert_eq!(a.current_ip.as_deref(), Some("192.0.2.1"));
-        let b = trackable_core::track_logout(&db.db, &u, &client("192.0.2.1")).await.unwrap();
+        let b = trackable_core::track_logout(&db.db, &u, &client("192.0.2.1"))
+            .await
+            .unwrap();
         assert_eq!(b.current_at, None);
         assert_eq!(b.last_at, a.current_at);
         assert_eq!(b.last_ip.as_deref(), Some("192.0.2.1"));
@@ -187,7 +217,9 @@ async fn fields_inserted_by_the_attribute_macro() {
         .insert(&db.db)
         .await
         .unwrap();
-        let a = trackable_core::track_login(&db.db, &u, &client("192.0.2.1")).await.unwrap();
+        let a = trackable_core::track_login(&db.db, &u, &client("192.0.2.1"))
+            .await
+            .unwrap();
         assert_eq!(a.sign_in_count, 1);
         assert_eq!(a.name, "Grace");
     }
@@ -216,8 +248,17 @@ async fn concurrent_logins_lose_no_increment() {
         for task in tasks {
             task.await.unwrap().unwrap();
         }
-        let stored = user::Entity::find_by_id(u.id).one(&db.db).await.unwrap().unwrap();
-        assert_eq!(stored.sign_in_count as usize, TASKS * LOGINS, "{:?}", db.backend);
+        let stored = user::Entity::find_by_id(u.id)
+            .one(&db.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stored.sign_in_count as usize,
+            TASKS * LOGINS,
+            "{:?}",
+            db.backend
+        );
     }
 }
 
@@ -232,7 +273,11 @@ async fn an_unknown_user_is_an_error_and_nothing_is_written() {
                 .await
                 .unwrap_err();
             match error {
-                Error::UserNotFound { table, user_id, action: a } => {
+                Error::UserNotFound {
+                    table,
+                    user_id,
+                    action: a,
+                } => {
                     assert_eq!(table, "users");
                     assert_eq!(user_id, ghost.id.to_string());
                     assert_eq!(a, action);
@@ -241,7 +286,11 @@ async fn an_unknown_user_is_an_error_and_nothing_is_written() {
             }
         }
         assert_eq!(user::Entity::find().count(&db.db).await.unwrap(), 1);
-        let stored = user::Entity::find_by_id(real.id).one(&db.db).await.unwrap().unwrap();
+        let stored = user::Entity::find_by_id(real.id)
+            .one(&db.db)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored, real);
     }
 }
@@ -251,16 +300,28 @@ async fn a_rolled_back_transaction_leaves_nothing_behind() {
     for db in setup(2).await {
         let u = new_user(&db, "txn@example.com").await;
         let txn = db.db.begin().await.unwrap();
-        let inside = trackable_core::track_login(&txn, &u, &client("192.0.2.1")).await.unwrap();
+        let inside = trackable_core::track_login(&txn, &u, &client("192.0.2.1"))
+            .await
+            .unwrap();
         assert_eq!(inside.sign_in_count, 1);
         txn.rollback().await.unwrap();
-        let stored = user::Entity::find_by_id(u.id).one(&db.db).await.unwrap().unwrap();
+        let stored = user::Entity::find_by_id(u.id)
+            .one(&db.db)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored, u);
 
         let txn = db.db.begin().await.unwrap();
-        trackable_core::track_login(&txn, &u, &client("192.0.2.1")).await.unwrap();
+        trackable_core::track_login(&txn, &u, &client("192.0.2.1"))
+            .await
+            .unwrap();
         txn.commit().await.unwrap();
-        let stored = user::Entity::find_by_id(u.id).one(&db.db).await.unwrap().unwrap();
+        let stored = user::Entity::find_by_id(u.id)
+            .one(&db.db)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.sign_in_count, 1);
     }
 }
@@ -269,8 +330,12 @@ async fn a_rolled_back_transaction_leaves_nothing_behind() {
 async fn a_stale_model_does_not_overwrite_a_newer_login() {
     for db in setup(2).await {
         let stale = new_user(&db, "stale@example.com").await;
-        let newer = trackable_core::track_login(&db.db, &stale, &client("192.0.2.1")).await.unwrap();
-        let latest = trackable_core::track_login(&db.db, &stale, &client("192.0.2.2")).await.unwrap();
+        let newer = trackable_core::track_login(&db.db, &stale, &client("192.0.2.1"))
+            .await
+            .unwrap();
+        let latest = trackable_core::track_login(&db.db, &stale, &client("192.0.2.2"))
+            .await
+            .unwrap();
         assert_eq!(latest.sign_in_count, 2);
         assert_eq!(latest.last_sign_in_ip, newer.current_sign_in_ip);
     }
@@ -281,7 +346,10 @@ async fn ip_privacy_policy_none_stores_no_ip() {
     for db in setup(2).await {
         let u = new_user(&db, "private@example.com").await;
         let tracker = Tracker::new().ip_policy(trackable_core::IpPolicy::None);
-        let a = tracker.login(&db.db, &u, &client("192.0.2.1")).await.unwrap();
+        let a = tracker
+            .login(&db.db, &u, &client("192.0.2.1"))
+            .await
+            .unwrap();
         assert_eq!(a.sign_in_count, 1);
         assert_eq!(a.current_sign_in_ip, None);
         assert_eq!(a.last_sign_in_ip, None);
@@ -299,7 +367,9 @@ async fn the_migration_adds_the_columns_to_an_existing_table() {
             _ => "id INTEGER PRIMARY KEY AUTOINCREMENT",
         };
         db.db
-            .execute_unprepared(&format!("CREATE TABLE users ({id}, email VARCHAR(255) NOT NULL)"))
+            .execute_unprepared(&format!(
+                "CREATE TABLE users ({id}, email VARCHAR(255) NOT NULL)"
+            ))
             .await
             .unwrap();
         db.db
@@ -313,7 +383,9 @@ async fn the_migration_adds_the_columns_to_an_existing_table() {
         let old = user::Entity::find().one(&db.db).await.unwrap().unwrap();
         assert_eq!(old.sign_in_count, 0, "existing rows get the default");
         assert_eq!(old.current_sign_in_at, None);
-        let a = trackable_core::track_login(&db.db, &old, &client("192.0.2.1")).await.unwrap();
+        let a = trackable_core::track_login(&db.db, &old, &client("192.0.2.1"))
+            .await
+            .unwrap();
         assert_eq!(a.sign_in_count, 1);
 
         migration.down(&db.db).await.unwrap();

@@ -73,7 +73,9 @@ impl fmt::Display for Action {
 
 /// The error returned when a string is not one of the stable action names.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown action `{0}`; expected one of login, logout, password_reset, failed_login, lock, unlock, unlock_token")]
+#[error(
+    "unknown action `{0}`; expected one of login, logout, password_reset, failed_login, lock, unlock, unlock_token"
+)]
 pub struct ParseActionError(String);
 
 impl FromStr for Action {

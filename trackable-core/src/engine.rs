@@ -90,7 +90,15 @@ where
     let (schema, table) = table_of::<EntityOf<M>>();
     let id = user.__user_id();
     let returning = db.support_returning();
-    let update = fields_update(backend, schema.as_deref(), table, columns, event, id.clone(), returning);
+    let update = fields_update(
+        backend,
+        schema.as_deref(),
+        table,
+        columns,
+        event,
+        id.clone(),
+        returning,
+    );
 
     let row = if returning {
         db.query_one_raw(update).await?
@@ -142,26 +150,71 @@ fn fields_update<E: sea_orm::EntityTrait>(
     sql.push("UPDATE ").table(schema, table).push(" SET ");
     if event.action == Action::Login {
         // last = current if current_at is set, else last if last_at is set, else (now, ip)
-        sql.ident(last_ip).push(" = CASE WHEN ").ident(cur_at).push(" IS NOT NULL THEN ");
-        sql.ident(cur_ip).push(" WHEN ").ident(last_at).push(" IS NOT NULL THEN ");
-        sql.ident(last_ip).push(" ELSE ").param(event.ip.clone()).push(" END, ");
-        sql.ident(last_at).push(" = CASE WHEN ").ident(cur_at).push(" IS NOT NULL THEN ");
-        sql.ident(cur_at).push(" WHEN ").ident(last_at).push(" IS NOT NULL THEN ");
-        sql.ident(last_at).push(" ELSE ").param(event.now).push(" END, ");
-        sql.ident(cur_ip).push(" = ").param(event.ip.clone()).push(", ");
+        sql.ident(last_ip)
+            .push(" = CASE WHEN ")
+            .ident(cur_at)
+            .push(" IS NOT NULL THEN ");
+        sql.ident(cur_ip)
+            .push(" WHEN ")
+            .ident(last_at)
+            .push(" IS NOT NULL THEN ");
+        sql.ident(last_ip)
+            .push(" ELSE ")
+            .param(event.ip.clone())
+            .push(" END, ");
+        sql.ident(last_at)
+            .push(" = CASE WHEN ")
+            .ident(cur_at)
+            .push(" IS NOT NULL THEN ");
+        sql.ident(cur_at)
+            .push(" WHEN ")
+            .ident(last_at)
+            .push(" IS NOT NULL THEN ");
+        sql.ident(last_at)
+            .push(" ELSE ")
+            .param(event.now)
+            .push(" END, ");
+        sql.ident(cur_ip)
+            .push(" = ")
+            .param(event.ip.clone())
+            .push(", ");
         sql.ident(cur_at).push(" = ").param(event.now).push(", ");
-        sql.ident(count).push(" = COALESCE(").ident(count).push(", 0) + 1");
+        sql.ident(count)
+            .push(" = COALESCE(")
+            .ident(count)
+            .push(", 0) + 1");
     } else {
         // logout: if current_at is set, last = current and current = (none, none)
-        sql.ident(last_ip).push(" = CASE WHEN ").ident(cur_at).push(" IS NOT NULL THEN ");
-        sql.ident(cur_ip).push(" ELSE ").ident(last_ip).push(" END, ");
-        sql.ident(last_at).push(" = CASE WHEN ").ident(cur_at).push(" IS NOT NULL THEN ");
-        sql.ident(cur_at).push(" ELSE ").ident(last_at).push(" END, ");
-        sql.ident(cur_ip).push(" = CASE WHEN ").ident(cur_at).push(" IS NOT NULL THEN ");
-        sql.param(None::<String>).push(" ELSE ").ident(cur_ip).push(" END, ");
+        sql.ident(last_ip)
+            .push(" = CASE WHEN ")
+            .ident(cur_at)
+            .push(" IS NOT NULL THEN ");
+        sql.ident(cur_ip)
+            .push(" ELSE ")
+            .ident(last_ip)
+            .push(" END, ");
+        sql.ident(last_at)
+            .push(" = CASE WHEN ")
+            .ident(cur_at)
+            .push(" IS NOT NULL THEN ");
+        sql.ident(cur_at)
+            .push(" ELSE ")
+            .ident(last_at)
+            .push(" END, ");
+        sql.ident(cur_ip)
+            .push(" = CASE WHEN ")
+            .ident(cur_at)
+            .push(" IS NOT NULL THEN ");
+        sql.param(None::<String>)
+            .push(" ELSE ")
+            .ident(cur_ip)
+            .push(" END, ");
         sql.ident(cur_at).push(" = ").param(None::<DateTime<Utc>>);
     }
-    sql.push(" WHERE ").ident(c.id.as_str()).push(" = ").param(id);
+    sql.push(" WHERE ")
+        .ident(c.id.as_str())
+        .push(" = ")
+        .param(id);
     if returning {
         sql.push(" RETURNING *");
     }
@@ -196,7 +249,15 @@ where
     let (schema, users) = table_of::<EntityOf<M>>();
     let id = user.__user_id();
     let returning = db.support_returning();
-    let insert = table_insert(backend, schema.as_deref(), users, spec, event, id.clone(), returning);
+    let insert = table_insert(
+        backend,
+        schema.as_deref(),
+        users,
+        spec,
+        event,
+        id.clone(),
+        returning,
+    );
 
     if backend == DbBackend::Sqlite && returning {
         // One statement: it takes SQLite's write lock before it reads the latest row.
@@ -264,35 +325,56 @@ fn table_insert<E: sea_orm::EntityTrait>(
         sql.qualified("p", column);
     };
     let mut sql = Sql::new(backend);
-    sql.push("INSERT INTO ").table(schema, spec.table).push(" (");
+    sql.push("INSERT INTO ")
+        .table(schema, spec.table)
+        .push(" (");
     for (i, column) in AUDIT_COLUMNS.iter().enumerate() {
         if i > 0 {
             sql.push(", ");
         }
         sql.ident(column);
     }
-    sql.push(") SELECT ").qualified("u", spec.id.as_str()).push(", ");
+    sql.push(") SELECT ")
+        .qualified("u", spec.id.as_str())
+        .push(", ");
     sql.param(event.action.as_str()).push(", ");
     match event.action {
         Action::Login => {
-            sql.push("COALESCE(").qualified("p", "sign_in_count").push(", 0) + 1, ");
-            sql.param(event.now).push(", ").param(event.ip.clone()).push(", ");
-            sql.push("CASE WHEN ").qualified("p", "current_sign_in_at").push(" IS NOT NULL THEN ");
+            sql.push("COALESCE(")
+                .qualified("p", "sign_in_count")
+                .push(", 0) + 1, ");
+            sql.param(event.now)
+                .push(", ")
+                .param(event.ip.clone())
+                .push(", ");
+            sql.push("CASE WHEN ")
+                .qualified("p", "current_sign_in_at")
+                .push(" IS NOT NULL THEN ");
             p(&mut sql, "current_sign_in_at");
-            sql.push(" WHEN ").qualified("p", "last_sign_in_at").push(" IS NOT NULL THEN ");
+            sql.push(" WHEN ")
+                .qualified("p", "last_sign_in_at")
+                .push(" IS NOT NULL THEN ");
             p(&mut sql, "last_sign_in_at");
             sql.push(" ELSE ").param(event.now).push(" END, ");
-            sql.push("CASE WHEN ").qualified("p", "current_sign_in_at").push(" IS NOT NULL THEN ");
+            sql.push("CASE WHEN ")
+                .qualified("p", "current_sign_in_at")
+                .push(" IS NOT NULL THEN ");
             p(&mut sql, "current_sign_in_ip");
-            sql.push(" WHEN ").qualified("p", "last_sign_in_at").push(" IS NOT NULL THEN ");
+            sql.push(" WHEN ")
+                .qualified("p", "last_sign_in_at")
+                .push(" IS NOT NULL THEN ");
             p(&mut sql, "last_sign_in_ip");
             sql.push(" ELSE ").param(event.ip.clone()).push(" END, ");
         }
         Action::Logout => {
-            sql.push("COALESCE(").qualified("p", "sign_in_count").push(", 0), ");
+            sql.push("COALESCE(")
+                .qualified("p", "sign_in_count")
+                .push(", 0), ");
             // Typed NULLs: PostgreSQL types a bare NULL in a select list as text.
             sql.param(None::<DateTime<Utc>>).push(", ");
-            sql.push("CASE WHEN ").qualified("p", "current_sign_in_at").push(" IS NOT NULL THEN ");
+            sql.push("CASE WHEN ")
+                .qualified("p", "current_sign_in_at")
+                .push(" IS NOT NULL THEN ");
             sql.param(None::<String>).push(" ELSE ");
             p(&mut sql, "current_sign_in_ip");
             sql.push(" END, ");
@@ -300,7 +382,9 @@ fn table_insert<E: sea_orm::EntityTrait>(
                 ("current_sign_in_at", "last_sign_in_at"),
                 ("current_sign_in_ip", "last_sign_in_ip"),
             ] {
-                sql.push("CASE WHEN ").qualified("p", "current_sign_in_at").push(" IS NOT NULL THEN ");
+                sql.push("CASE WHEN ")
+                    .qualified("p", "current_sign_in_at")
+                    .push(" IS NOT NULL THEN ");
                 p(&mut sql, from_current);
                 sql.push(" ELSE ");
                 p(&mut sql, from_last);
@@ -308,7 +392,9 @@ fn table_insert<E: sea_orm::EntityTrait>(
             }
         }
         _ => {
-            sql.push("COALESCE(").qualified("p", "sign_in_count").push(", 0), ");
+            sql.push("COALESCE(")
+                .qualified("p", "sign_in_count")
+                .push(", 0), ");
             for column in [
                 "current_sign_in_at",
                 "current_sign_in_ip",
@@ -324,10 +410,21 @@ fn table_insert<E: sea_orm::EntityTrait>(
     sql.param(event.user_agent.clone()).push(", ");
     sql.param(event.now);
     sql.push(" FROM ").table(schema, users).push(" ").ident("u");
-    sql.push(" LEFT JOIN (SELECT * FROM ").table(schema, spec.table);
-    sql.push(" WHERE ").ident("user_id").push(" = ").param(id.clone());
-    sql.push(" ORDER BY ").ident("id").push(" DESC LIMIT 1) ").ident("p").push(" ON 1 = 1");
-    sql.push(" WHERE ").qualified("u", spec.id.as_str()).push(" = ").param(id);
+    sql.push(" LEFT JOIN (SELECT * FROM ")
+        .table(schema, spec.table);
+    sql.push(" WHERE ")
+        .ident("user_id")
+        .push(" = ")
+        .param(id.clone());
+    sql.push(" ORDER BY ")
+        .ident("id")
+        .push(" DESC LIMIT 1) ")
+        .ident("p")
+        .push(" ON 1 = 1");
+    sql.push(" WHERE ")
+        .qualified("u", spec.id.as_str())
+        .push(" = ")
+        .param(id);
     if returning {
         sql.push(" RETURNING *");
     }

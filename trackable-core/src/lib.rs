@@ -99,6 +99,9 @@
 //! - `derive` (default): re-exports [`Trackable`](macro@Trackable) and [`sign_in_fields`].
 //! - `sqlite`, `postgres`, `mysql`: forward the backend to sea-orm (`sqlite` also turns on
 //!   `RETURNING` for SQLite 3.35 and later).
+//! - `http`: [`ClientInfo::from_parts`] and [`ClientInfo::from_headers`] build the client from
+//!   an `http` request and the peer address, resolving the client IP behind trusted proxies.
+//! - `axum`: [`ClientInfo`] is an axum extractor (implies `http`).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -120,7 +123,10 @@ mod tracker;
 pub mod __private;
 
 pub use action::{Action, ParseActionError};
-pub use client::{ClientInfo, IpPolicy, UserAgentPolicy};
+pub use client::{
+    ClientConfig, ClientInfo, ConfigError, ForwardedHeader, HashKey, IpPolicy, IpSource,
+    Resolution, UserAgentPolicy,
+};
 pub use connection::Connection;
 pub use error::{Error, Result};
 pub use migration::Migration;

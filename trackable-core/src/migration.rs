@@ -142,21 +142,59 @@ impl Migration {
                             .auto_increment()
                             .primary_key(),
                     )
-                    .col(ColumnDef::new_with_type(Alias::new("user_id"), user_pk_type.clone()).not_null())
-                    .col(ColumnDef::new(Alias::new("action")).string_len(16).not_null())
-                    .col(ColumnDef::new(Alias::new("sign_in_count")).big_integer().not_null())
-                    .col(timestamp(&mut ColumnDef::new(Alias::new("current_sign_in_at")), backend).null())
-                    .col(ColumnDef::new(Alias::new("current_sign_in_ip")).string_len(IP_LEN).null())
-                    .col(timestamp(&mut ColumnDef::new(Alias::new("last_sign_in_at")), backend).null())
-                    .col(ColumnDef::new(Alias::new("last_sign_in_ip")).string_len(IP_LEN).null())
-                    .col(ColumnDef::new(Alias::new("remote_ip")).string_len(IP_LEN).null())
+                    .col(
+                        ColumnDef::new_with_type(Alias::new("user_id"), user_pk_type.clone())
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Alias::new("action"))
+                            .string_len(16)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Alias::new("sign_in_count"))
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        timestamp(
+                            &mut ColumnDef::new(Alias::new("current_sign_in_at")),
+                            backend,
+                        )
+                        .null(),
+                    )
+                    .col(
+                        ColumnDef::new(Alias::new("current_sign_in_ip"))
+                            .string_len(IP_LEN)
+                            .null(),
+                    )
+                    .col(
+                        timestamp(&mut ColumnDef::new(Alias::new("last_sign_in_at")), backend)
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(Alias::new("last_sign_in_ip"))
+                            .string_len(IP_LEN)
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(Alias::new("remote_ip"))
+                            .string_len(IP_LEN)
+                            .null(),
+                    )
                     .col(ColumnDef::new(Alias::new("user_agent")).text().null())
-                    .col(timestamp(&mut ColumnDef::new(Alias::new("inserted_at")), backend).not_null())
+                    .col(
+                        timestamp(&mut ColumnDef::new(Alias::new("inserted_at")), backend)
+                            .not_null(),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .name(format!("fk_{table}_user_id"))
                             .from(t(), Alias::new("user_id"))
-                            .to(table_ref(users_schema.as_deref(), users), Alias::new(user_pk))
+                            .to(
+                                table_ref(users_schema.as_deref(), users),
+                                Alias::new(user_pk),
+                            )
                             .on_delete(ForeignKeyAction::Cascade),
                     );
                 let mut statements = vec![backend.build(&create)];
@@ -226,9 +264,15 @@ pub(crate) const AUDIT_INDEXES: [(&str, &[&str]); 4] = [
     // a user's history, newest first, and their latest row (which every event reads)
     ("user_id_id", &["user_id", "id"]),
     // a user's failed logins (or last login) within a time window
-    ("user_id_action_inserted_at", &["user_id", "action", "inserted_at"]),
+    (
+        "user_id_action_inserted_at",
+        &["user_id", "action", "inserted_at"],
+    ),
     // an IP's failed logins within a time window
-    ("remote_ip_action_inserted_at", &["remote_ip", "action", "inserted_at"]),
+    (
+        "remote_ip_action_inserted_at",
+        &["remote_ip", "action", "inserted_at"],
+    ),
     // retention: purge and anonymise by age
     ("inserted_at", &["inserted_at"]),
 ];

@@ -47,31 +47,25 @@ pub struct TableSpec<E: EntityTrait> {
     note = "the count is incremented in SQL; NULL counts as 0"
 )]
 pub trait SignInCount {
-    /// Whether the column is 64 bits wide.
-    const BIG: bool;
     /// The count, NULL counting as 0.
     fn get(&self) -> i64;
 }
 impl SignInCount for i32 {
-    const BIG: bool = false;
     fn get(&self) -> i64 {
         i64::from(*self)
     }
 }
 impl SignInCount for i64 {
-    const BIG: bool = true;
     fn get(&self) -> i64 {
         *self
     }
 }
 impl SignInCount for Option<i32> {
-    const BIG: bool = false;
     fn get(&self) -> i64 {
         self.map_or(0, i64::from)
     }
 }
 impl SignInCount for Option<i64> {
-    const BIG: bool = true;
     fn get(&self) -> i64 {
         self.unwrap_or(0)
     }
@@ -83,8 +77,15 @@ impl SignInCount for Option<i64> {
     label = "write `Option<DateTimeUtc>` here",
     note = "sign-in times are UTC and NULL until the first sign-in"
 )]
-pub trait SignInAt {}
-impl SignInAt for Option<chrono::DateTime<chrono::Utc>> {}
+pub trait SignInAt {
+    /// The time.
+    fn get(&self) -> Option<chrono::DateTime<chrono::Utc>>;
+}
+impl SignInAt for Option<chrono::DateTime<chrono::Utc>> {
+    fn get(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        *self
+    }
+}
 
 /// Types that can hold a sign-in IP.
 #[diagnostic::on_unimplemented(
@@ -92,8 +93,15 @@ impl SignInAt for Option<chrono::DateTime<chrono::Utc>> {}
     label = "write `Option<String>` here",
     note = "IPs are stored as canonical text, after the IP privacy policy (which may store none)"
 )]
-pub trait SignInIp {}
-impl SignInIp for Option<String> {}
+pub trait SignInIp {
+    /// The IP text.
+    fn get(&self) -> Option<String>;
+}
+impl SignInIp for Option<String> {
+    fn get(&self) -> Option<String> {
+        self.clone()
+    }
+}
 
 /// Types that can be the primary key of a user tracked in table mode.
 #[diagnostic::on_unimplemented(
@@ -106,18 +114,16 @@ impl UserId for i64 {}
 impl UserId for String {}
 impl UserId for sea_orm::prelude::Uuid {}
 
-/// Compile-time check that `T` implements `SignInCount`.
-pub const fn assert_sign_in_count<T: SignInCount + ?Sized>() {}
-/// Compile-time check that `T` implements `SignInAt`.
-pub const fn assert_sign_in_at<T: SignInAt + ?Sized>() {}
-/// Compile-time check that `T` implements `SignInIp`.
-pub const fn assert_sign_in_ip<T: SignInIp + ?Sized>() {}
 /// Compile-time check that `T` implements `UserId`.
 pub const fn assert_user_id<T: UserId + ?Sized>() {}
 
 /// The fields-mode migration of entity `E`.
-pub fn fields_migration<E: EntityTrait>(columns: &FieldColumns<E>, big_count: bool) -> crate::Migration {
-    use sea_orm::IdenStatic;
+pub fn fields_migration<E: EntityTrait>(columns: &FieldColumns<E>) -> crate::Migration {
+    use sea_orm::{ColumnTrait, IdenStatic};
+    let big_count = matches!(
+        columns.sign_in_count.def().get_column_type(),
+        sea_orm::sea_query::ColumnType::BigInteger | sea_orm::sea_query::ColumnType::BigUnsigned
+    );
     let (schema, table) = crate::trackable::table_of::<E>();
     crate::Migration::fields(
         schema,

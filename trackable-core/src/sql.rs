@@ -82,11 +82,19 @@ mod tests {
     #[test]
     fn quotes_and_numbers_parameters_per_backend() {
         let mut pg = Sql::new(DbBackend::Postgres);
-        pg.push("SELECT ").ident("we\"ird").push(" WHERE ").param(1).push(" = ").param(2);
+        pg.push("SELECT ")
+            .ident("we\"ird")
+            .push(" WHERE ")
+            .param(1)
+            .push(" = ")
+            .param(2);
         assert_eq!(pg.build().sql, r#"SELECT "we""ird" WHERE $1 = $2"#);
 
         let mut my = Sql::new(DbBackend::MySql);
-        my.push("SELECT ").table(Some("app"), "users").push(" WHERE ").param(1);
+        my.push("SELECT ")
+            .table(Some("app"), "users")
+            .push(" WHERE ")
+            .param(1);
         assert_eq!(my.build().sql, "SELECT `app`.`users` WHERE ?");
     }
 }

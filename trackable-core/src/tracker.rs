@@ -53,7 +53,10 @@ pub struct Tracker {
 impl fmt::Debug for Tracker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tracker")
-            .field("clock", &format_args!("{}", std::any::type_name_of_val(&*self.clock)))
+            .field(
+                "clock",
+                &format_args!("{}", std::any::type_name_of_val(&*self.clock)),
+            )
             .field("ip_policy", &self.ip_policy)
             .field("user_agent", &self.user_agent)
             .finish()

@@ -186,7 +186,9 @@ pub(crate) fn field_role(cx: &mut Ctxt, attrs: &[Attribute]) -> Option<Keyed<Rol
 }
 
 fn trackable_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {
-    attrs.iter().filter(|attr| attr.path().is_ident("trackable"))
+    attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("trackable"))
 }
 
 fn set<T>(cx: &mut Ctxt, slot: &mut Option<Keyed<T>>, key: Span, name: &str, value: T) {
@@ -223,7 +225,9 @@ fn checked_table_name(cx: &mut Ctxt, lit: LitStr) -> Option<LitStr> {
     let problem = if name.is_empty() {
         Some("the audit table name is empty: write e.g. `table = \"trackables\"`".to_owned())
     } else if name.len() > 63 {
-        Some(format!("the audit table name `{name}` is longer than 63 bytes"))
+        Some(format!(
+            "the audit table name `{name}` is longer than 63 bytes"
+        ))
     } else if name.starts_with(|c: char| c.is_ascii_digit())
         || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     {

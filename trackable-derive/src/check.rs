@@ -18,7 +18,10 @@ pub(crate) struct Checked<'a> {
 pub(crate) enum Mode<'a> {
     /// The fields playing each [`Role`], in `Role::ALL` order.
     Fields([&'a Field<'a>; 5]),
-    Table { table: LitStr, module: Ident },
+    Table {
+        table: LitStr,
+        module: Ident,
+    },
 }
 
 pub(crate) fn check<'a>(input: &'a Input<'a>) -> syn::Result<Checked<'a>> {
@@ -67,6 +70,10 @@ pub(crate) fn check<'a>(input: &'a Input<'a>) -> syn::Result<Checked<'a>> {
                 module,
             }
         })
+    } else if attrs.module.is_some() {
+        // `module` alone says table mode was meant: checking the fields of fields mode would
+        // only add noise to the error above.
+        None
     } else {
         check_roles(&mut cx, input).map(Mode::Fields)
     };
@@ -92,8 +99,16 @@ pub(crate) fn check<'a>(input: &'a Input<'a>) -> syn::Result<Checked<'a>> {
     }
 }
 
-fn check_primary_key<'a>(cx: &mut Ctxt, input: &'a Input<'a>, table_mode: bool) -> Option<&'a Field<'a>> {
-    let keys: Vec<&Field<'a>> = input.fields.iter().filter(|f| f.primary_key.is_some()).collect();
+fn check_primary_key<'a>(
+    cx: &mut Ctxt,
+    input: &'a Input<'a>,
+    table_mode: bool,
+) -> Option<&'a Field<'a>> {
+    let keys: Vec<&Field<'a>> = input
+        .fields
+        .iter()
+        .filter(|f| f.primary_key.is_some())
+        .collect();
     match keys.as_slice() {
         [key] => Some(*key),
         [] => {

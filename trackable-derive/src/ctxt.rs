@@ -20,7 +20,6 @@ impl Ctxt {
         }
     }
 
-
     /// `Ok(value)` when nothing went wrong, else every error at once.
     pub(crate) fn finish<T>(self, value: T) -> syn::Result<T> {
         match self.errors {
@@ -35,28 +34,35 @@ pub(crate) fn did_you_mean<'a>(key: &str, candidates: &[&'a str]) -> Option<&'a 
     candidates
         .iter()
         .map(|candidate| (levenshtein(key, candidate), *candidate))
-        .filter(|(distance, candidate)| *distance <= (candidate.len() / 3).max(1))
+        .filter(|(distance, candidate)| *distance <= candidate.len().div_ceil(3))
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
 }
 
+/// Edit distance counting a swap of two neighbours as one edit (`tabel` is one from `table`).
 fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                diagonal
-            } else {
-                1 + diagonal.min(above).min(row[j])
-            };
-            diagonal = above;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 /// "expected one of `a`, `b` or `c`"
@@ -76,7 +82,10 @@ mod tests {
     #[test]
     fn suggests_close_keys_only() {
         assert_eq!(did_you_mean("tabel", &["fields", "table"]), Some("table"));
-        assert_eq!(did_you_mean("last_sign_in_ad", &["last_sign_in_at", "last_sign_in_ip"]), Some("last_sign_in_at"));
+        assert_eq!(
+            did_you_mean("last_sign_in_ad", &["last_sign_in_at", "last_sign_in_ip"]),
+            Some("last_sign_in_at")
+        );
         assert_eq!(did_you_mean("color", &["fields", "table"]), None);
     }
 }

@@ -15,7 +15,7 @@ use proc_macro::TokenStream;
 use syn::{DeriveInput, ItemStruct, parse_macro_input};
 
 /// Derives `trackable_core::Trackable`. See the `trackable_core` documentation.
-#[proc_macro_derive(Trackable, attributes(trackable))]
+#[proc_macro_derive(Trackable, attributes(trackable, sea_orm))]
 pub fn derive_trackable(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     // `#[sea_orm::model]` re-emits the model as `ModelEx` with the same derives; the items

@@ -1,0 +1,347 @@
+//! Table mode against real databases: SQLite always, PostgreSQL and MySQL when configured.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, SubsecRound, TimeZone, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, ModelTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
+};
+use trackable::models::{account, handle_user, member, uuid_user};
+use trackable::{TestDb, all_backends, create_table};
+use trackable_core::sea_orm::prelude::Uuid;
+use trackable_core::{Action, ClientInfo, Error, HasSignInState, SignInState, Trackable, Tracker};
+
+fn stepping_clock() -> impl Fn() -> DateTime<Utc> + Send + Sync + 'static {
+    let tick = Arc::new(AtomicI64::new(0));
+    move || {
+        let n = tick.fetch_add(1, Ordering::SeqCst);
+        Utc.timestamp_opt(1_700_000_000 + n, 987_654_321).unwrap()
+    }
+}
+
+fn client(ip: &str) -> ClientInfo {
+    ClientInfo::from_ip(ip.parse::<IpAddr>().unwrap()).with_user_agent("Mozilla/5.0 (tests)")
+}
+
+const SCRIPT: [Action; 8] = [
+    Action::Login,
+    Action::FailedLogin,
+    Action::Lock,
+    Action::Unlock,
+    Action::Logout,
+    Action::PasswordReset,
+    Action::UnlockToken,
+    Action::Login,
+];
+
+/// Runs `SCRIPT` for `user` and checks every returned row against the reference rule.
+async fn run_script<M>(db: &TestDb, user: &M) -> Vec<M::Record>
+where
+    M: Trackable,
+{
+    let tracker = Tracker::new().clock(stepping_clock());
+    let reference = stepping_clock();
+    let mut expected = SignInState::default();
+    let mut rows = Vec::new();
+    for (i, action) in SCRIPT.into_iter().enumerate() {
+        let ip = format!("192.0.2.{i}");
+        expected = expected.apply(action, reference().trunc_subsecs(6), Some(&ip));
+        let row = tracker
+            .track(&db.db, user, action, &client(&ip))
+            .await
+            .unwrap()
+            .expect("table mode writes every event");
+        assert_eq!(
+            row.sign_in_state(),
+            expected,
+            "after {action} on {:?}",
+            db.backend
+        );
+        rows.push(row);
+    }
+    rows
+}
+
+#[tokio::test]
+async fn every_action_appends_one_row_i32_keys() {
+    for db in all_backends(2).await.unwrap() {
+        create_table(&db.db, member::Entity).await.unwrap();
+        member::Model::migration().up(&db.db).await.unwrap();
+        let user = member::ActiveModel {
+            email: Set("ada@example.com".into()),
+            ..Default::default()
+        }
+        .insert(&db.db)
+        .await
+        .unwrap();
+        let returned = run_script(&db, &user).await;
+
+        let stored = member::member_events::Entity::find()
+            .filter(member::member_events::Column::UserId.eq(user.id))
+            .order_by_asc(member::member_events::Column::Id)
+            .all(&db.db)
+            .await
+            .unwrap();
+        assert_eq!(stored, returned, "rows read back equal on {:?}", db.backend);
+        let actions: Vec<Action> = stored.iter().map(|row| row.action).collect();
+        assert_eq!(actions, SCRIPT);
+        for (i, row) in stored.iter().enumerate() {
+            assert_eq!(
+                row.remote_ip.as_deref(),
+                Some(format!("192.0.2.{i}").as_str())
+            );
+            assert_eq!(row.user_agent.as_deref(), Some("Mozilla/5.0 (tests)"));
+            assert_eq!(row.inserted_at.timestamp(), 1_700_000_000 + i as i64);
+            assert_eq!(row.inserted_at.timestamp_subsec_nanos(), 987_654_000);
+        }
+        // the stored action strings are the stable ones
+        let raw: Vec<String> = member::member_events::Entity::find()
+            .select_only()
+            .column(member::member_events::Column::Action)
+            .order_by_asc(member::member_events::Column::Id)
+            .into_tuple()
+            .all(&db.db)
+            .await
+            .unwrap();
+        assert_eq!(
+            raw,
+            [
+                "login",
+                "failed_login",
+                "lock",
+                "unlock",
+                "logout",
+                "password_reset",
+                "unlock_token",
+                "login"
+            ]
+        );
+
+        // relations both ways
+        let with_events = member::Entity::find()
+            .find_with_related(member::member_events::Entity)
+            .all(&db.db)
+            .await
+            .unwrap();
+        assert_eq!(with_events.len(), 1);
+        assert_eq!(with_events[0].1.len(), SCRIPT.len());
+        let owner = stored[0]
+            .find_related(member::Entity)
+            .one(&db.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(owner, user);
+
+        // ON DELETE CASCADE
+        user.delete(&db.db).await.unwrap();
+        assert_eq!(
+            member::member_events::Entity::find()
+                .count(&db.db)
+                .await
+                .unwrap(),
+            0
+        );
+    }
+}
+
+use sea_orm::QuerySelect;
+
+#[tokio::test]
+async fn i64_keys_and_a_named_module() {
+    for db in all_backends(2).await.unwrap() {
+        create_table(&db.db, account::Entity).await.unwrap();
+        account::Model::migration().up(&db.db).await.unwrap();
+        let user = account::ActiveModel {
+            login: Set("root".into()),
+            ..Default::default()
+        }
+        .insert(&db.db)
+        .await
+        .unwrap();
+        let rows = run_script(&db, &user).await;
+        assert!(
+            rows.iter()
+                .all(|row: &account::audit::Model| row.user_id == user.id)
+        );
+        assert_eq!(
+            account::Model::MODE,
+            trackable_core::Mode::Table {
+                table: "account_log"
+            }
+        );
+    }
+}
+
+#[tokio::test]
+async fn uuid_keys() {
+    for db in all_backends(2).await.unwrap() {
+        create_table(&db.db, uuid_user::Entity).await.unwrap();
+        uuid_user::Model::migration().up(&db.db).await.unwrap();
+        let user = uuid_user::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            email: Set("uuid@example.com".into()),
+        }
+        .insert(&db.db)
+        .await
+        .unwrap();
+        let rows = run_script(&db, &user).await;
+        assert!(rows.iter().all(|row| row.user_id == user.id));
+        let related = user
+            .find_related(uuid_user::events::Entity)
+            .count(&db.db)
+            .await
+            .unwrap();
+        assert_eq!(related, SCRIPT.len() as u64);
+    }
+}
+
+#[tokio::test]
+async fn string_keys() {
+    for db in all_backends(2).await.unwrap() {
+        create_table(&db.db, handle_user::Entity).await.unwrap();
+        handle_user::Model::migration().up(&db.db).await.unwrap();
+        let user = handle_user::ActiveModel {
+            handle: Set("o'brien".into()),
+            name: Set("Flann".into()),
+        }
+        .insert(&db.db)
+        .await
+        .unwrap();
+        let rows = run_script(&db, &user).await;
+        assert!(rows.iter().all(|row| row.user_id == "o'brien"));
+    }
+}
+
+async fn members(connections: u32) -> Vec<TestDb> {
+    let dbs = all_backends(connections).await.unwrap();
+    for db in &dbs {
+        create_table(&db.db, member::Entity).await.unwrap();
+        member::Model::migration().up(&db.db).await.unwrap();
+    }
+    dbs
+}
+
+async fn new_member(db: &TestDb, email: &str) -> member::Model {
+    member::ActiveModel {
+        email: Set(email.into()),
+        ..Default::default()
+    }
+    .insert(&db.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn concurrent_logins_get_each_count_once_and_chain() {
+    const LOGINS: usize = 64;
+    for db in members(8).await {
+        let user = new_member(&db, "busy@example.com").await;
+        let other = new_member(&db, "other@example.com").await;
+        let db = Arc::new(db);
+        let mut tasks = Vec::new();
+        for i in 0..LOGINS {
+            let db = Arc::clone(&db);
+            let (user, other) = (user.clone(), other.clone());
+            tasks.push(tokio::spawn(async move {
+                let ip = format!("10.0.{}.{}", i / 256, i % 256);
+                trackable_core::track_login(&db.db, &user, &client(&ip)).await?;
+                // Interleave another user's events and a non-login event of the same user.
+                trackable_core::track_failed_login(&db.db, &other, &client(&ip)).await?;
+                trackable_core::track_failed_login(&db.db, &user, &client(&ip)).await?;
+                Ok::<_, Error>(())
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let rows = member::member_events::Entity::find()
+            .filter(member::member_events::Column::UserId.eq(user.id))
+            .order_by_asc(member::member_events::Column::Id)
+            .all(&db.db)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2 * LOGINS);
+        let logins: Vec<_> = rows.iter().filter(|r| r.action == Action::Login).collect();
+        let mut counts: Vec<i64> = logins.iter().map(|r| r.sign_in_count).collect();
+        assert_eq!(
+            counts,
+            (1..=LOGINS as i64).collect::<Vec<_>>(),
+            "{:?}: in id order",
+            db.backend
+        );
+        counts.dedup();
+        assert_eq!(counts.len(), LOGINS);
+        for pair in logins.windows(2) {
+            assert_eq!(pair[1].last_sign_in_at, pair[0].current_sign_in_at);
+            assert_eq!(pair[1].last_sign_in_ip, pair[0].current_sign_in_ip);
+        }
+        // every row carries the state of the row before it
+        let mut state = SignInState::default();
+        for row in &rows {
+            state = state.apply(row.action, row.inserted_at, row.remote_ip.as_deref());
+            assert_eq!(row.sign_in_state(), state);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_user_is_an_error_and_nothing_is_written() {
+    for db in members(2).await {
+        let real = new_member(&db, "real@example.com").await;
+        let mut ghost = real.clone();
+        ghost.id += 1000;
+        for action in Action::ALL {
+            let error = trackable_core::track(&db.db, &ghost, action, &client("192.0.2.1"))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&error, Error::UserNotFound { user_id, .. } if *user_id == ghost.id.to_string()),
+                "{error:?}"
+            );
+        }
+        assert_eq!(
+            member::member_events::Entity::find()
+                .count(&db.db)
+                .await
+                .unwrap(),
+            0
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rolled_back_transaction_leaves_nothing_behind() {
+    for db in members(2).await {
+        let user = new_member(&db, "txn@example.com").await;
+        let txn = db.db.begin().await.unwrap();
+        let row = trackable_core::track_login(&txn, &user, &client("192.0.2.1"))
+            .await
+            .unwrap();
+        assert_eq!(row.sign_in_count, 1);
+        trackable_core::track_logout(&txn, &user, &client("192.0.2.1"))
+            .await
+            .unwrap();
+        txn.rollback().await.unwrap();
+        assert_eq!(
+            member::member_events::Entity::find()
+                .count(&db.db)
+                .await
+                .unwrap(),
+            0
+        );
+
+        let txn = db.db.begin().await.unwrap();
+        trackable_core::track_login(&txn, &user, &client("192.0.2.1"))
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        let row = trackable_core::track_login(&db.db, &user, &client("192.0.2.1"))
+            .await
+            .unwrap();
+        assert_eq!(row.sign_in_count, 2);
+    }
+}

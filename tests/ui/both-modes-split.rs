@@ -1,0 +1,9 @@
+#[derive(trackable_core::Trackable)]
+#[trackable(table = "trackables")]
+#[trackable(fields)]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+}
+
+fn main() {}

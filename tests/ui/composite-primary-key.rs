@@ -1,0 +1,10 @@
+#[derive(trackable_core::Trackable)]
+#[trackable(table = "trackables")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub tenant_id: i32,
+    #[sea_orm(primary_key)]
+    pub id: i32,
+}
+
+fn main() {}

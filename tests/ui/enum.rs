@@ -1,0 +1,7 @@
+#[derive(trackable_core::Trackable)]
+pub enum Model {
+    Admin,
+    Member,
+}
+
+fn main() {}

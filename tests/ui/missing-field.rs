@@ -1,0 +1,13 @@
+use chrono::{DateTime, Utc};
+
+#[derive(trackable_core::Trackable)]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    pub email: String,
+    pub current_sign_in_at: Option<DateTime<Utc>>,
+    pub current_sign_in_ip: Option<String>,
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[derive(trackable_core::Trackable)]
+pub struct Model(i32, String);
+
+fn main() {}

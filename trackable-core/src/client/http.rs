@@ -1,0 +1,93 @@
+use std::net::SocketAddr;
+
+use http::HeaderMap;
+use http::header::USER_AGENT;
+use http::request::Parts;
+
+use super::config::{ClientConfig, ForwardedHeader};
+use super::policy::sanitize_user_agent;
+use super::resolve::Resolution;
+use super::{ClientInfo, IpSource};
+
+impl ClientInfo {
+    /// The client of an `http` request, from its head and the peer address
+    /// of its connection.
+    ///
+    /// See [`ClientInfo::from_headers`].
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub fn from_parts(parts: &Parts, peer: SocketAddr, config: &ClientConfig) -> Self {
+        Self::from_headers(&parts.headers, peer, config)
+    }
+
+    /// The client of a request, from its headers and the peer address of its
+    /// connection.
+    ///
+    /// The IP is resolved by [`ClientConfig::resolve_ip`] from every line of
+    /// the configured header. The user agent is read from the first
+    /// `User-Agent` line, cleaned and cut to
+    /// [`max_user_agent_len`](ClientConfig::max_user_agent_len) bytes as it
+    /// is read (see [`UserAgentPolicy`](super::UserAgentPolicy)), so a huge
+    /// header is never copied whole. A malformed header never fails.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue};
+    /// use trackable_core::{ClientConfig, ClientInfo, IpSource};
+    ///
+    /// # fn main() -> Result<(), trackable_core::ConfigError> {
+    /// let config = ClientConfig::new().trust_proxy("10.0.0.0/8")?;
+    /// let mut headers = HeaderMap::new();
+    /// headers.append("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
+    /// headers.append("x-forwarded-for", HeaderValue::from_static("10.1.2.3"));
+    /// headers.insert("user-agent", HeaderValue::from_static("curl/8.5.0"));
+    ///
+    /// let client = ClientInfo::from_headers(&headers, "10.0.0.1:41000".parse().unwrap(), &config);
+    /// assert_eq!(client.ip(), Some("203.0.113.7".parse().unwrap()));
+    /// assert_eq!(client.ip_source(), IpSource::Header);
+    /// assert_eq!(client.user_agent(), Some("curl/8.5.0"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    pub fn from_headers(headers: &HeaderMap, peer: SocketAddr, config: &ClientConfig) -> Self {
+        let resolution = resolve(headers, peer, config);
+        if resolution.source == IpSource::Unresolved {
+            tracing::debug!(
+                target: "trackable",
+                header = config.forwarded_header().name(),
+                "forwarding header did not yield a trustworthy client address"
+            );
+        }
+        Self {
+            ip: resolution.ip,
+            ip_source: resolution.source,
+            user_agent: user_agent(headers, config.user_agent_limit()),
+        }
+    }
+
+    /// The user agent of a request alone, as [`from_headers`](Self::from_headers)
+    /// reads it; for a [`ClientInfo`] without a known peer.
+    #[cfg(feature = "axum")]
+    pub(super) fn headers_user_agent(headers: &HeaderMap, config: &ClientConfig) -> Self {
+        Self {
+            user_agent: user_agent(headers, config.user_agent_limit()),
+            ..Self::new()
+        }
+    }
+}
+
+fn resolve(headers: &HeaderMap, peer: SocketAddr, config: &ClientConfig) -> Resolution {
+    match config.forwarded_header() {
+        ForwardedHeader::None => config.resolve_ip(peer.ip(), std::iter::empty::<&[u8]>()),
+        ForwardedHeader::XForwardedFor => {
+            config.resolve_ip(peer.ip(), headers.get_all("x-forwarded-for"))
+        }
+        ForwardedHeader::Forwarded => {
+            config.resolve_ip(peer.ip(), headers.get_all(http::header::FORWARDED))
+        }
+        ForwardedHeader::SingleIp(name) => config.resolve_ip(peer.ip(), headers.get_all(&**name)),
+    }
+}
+
+fn user_agent(headers: &HeaderMap, max_len: usize) -> Option<String> {
+    sanitize_user_agent(headers.get(USER_AGENT)?.as_bytes(), max_len)
+}

@@ -1,0 +1,164 @@
+//! Who is signing in: the client IP address and user agent of a request.
+//!
+//! [`ClientInfo`] is what the tracking functions record. Build it by hand
+//! ([`ClientInfo::from_ip`]), from an `http` request (feature `http`:
+//! [`ClientInfo::from_parts`]) or with the axum extractor (feature `axum`).
+//!
+//! The client IP is the peer address of the connection unless the peer is one
+//! of the proxies trusted by a [`ClientConfig`]; only then is the configured
+//! forwarding header read (see [`ClientConfig::resolve_ip`] for the rules).
+//! Privacy policies ([`IpPolicy`], [`UserAgentPolicy`]) turn the raw values
+//! into what is stored and logged.
+
+mod config;
+mod forwarded;
+mod policy;
+mod resolve;
+
+#[cfg(feature = "http")]
+mod http;
+
+#[cfg(feature = "axum")]
+mod axum;
+
+use std::net::IpAddr;
+
+pub use config::{ClientConfig, ConfigError, ForwardedHeader};
+pub use policy::{HashKey, IpPolicy, UserAgentPolicy};
+pub use resolve::Resolution;
+
+/// Where the IP address of a [`ClientInfo`] came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IpSource {
+    /// The peer address of the connection: the peer is not a trusted proxy,
+    /// no forwarding header is configured, or the trusted chain ended at the
+    /// peer.
+    Peer,
+    /// An entry of the configured forwarding header, read because the peer is
+    /// a trusted proxy.
+    Header,
+    /// Set by the application ([`ClientInfo::from_ip`], [`ClientInfo::with_ip`]).
+    Manual,
+    /// No trustworthy address: the forwarding header was malformed where the
+    /// client should be, too long, or the peer address is not known.
+    #[default]
+    Unresolved,
+}
+
+impl IpSource {
+    /// A short lowercase name (`"peer"`, `"header"`, `"manual"`, `"unresolved"`),
+    /// for logs and metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            IpSource::Peer => "peer",
+            IpSource::Header => "header",
+            IpSource::Manual => "manual",
+            IpSource::Unresolved => "unresolved",
+        }
+    }
+}
+
+impl std::fmt::Display for IpSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The client of a request: its IP address (if known) and user agent.
+///
+/// The values are raw: the [`IpPolicy`] and [`UserAgentPolicy`] of the
+/// tracker are applied when they are stored or logged.
+///
+/// ```
+/// use std::net::{IpAddr, Ipv4Addr};
+/// use trackable_core::{ClientInfo, IpSource};
+///
+/// let client = ClientInfo::from_ip("::ffff:203.0.113.9".parse().unwrap())
+///     .with_user_agent("curl/8.5.0");
+/// assert_eq!(client.ip(), Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9))));
+/// assert_eq!(client.ip_source(), IpSource::Manual);
+/// assert_eq!(client.user_agent(), Some("curl/8.5.0"));
+///
+/// assert_eq!(ClientInfo::new().ip(), None);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ClientInfo {
+    ip: Option<IpAddr>,
+    ip_source: IpSource,
+    user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    /// Nothing known: no IP ([`IpSource::Unresolved`]) and no user agent.
+    pub const fn new() -> Self {
+        Self {
+            ip: None,
+            ip_source: IpSource::Unresolved,
+            user_agent: None,
+        }
+    }
+
+    /// A client with the given IP address, set by hand ([`IpSource::Manual`]).
+    ///
+    /// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is stored as IPv4.
+    pub fn from_ip(ip: IpAddr) -> Self {
+        Self::new().with_ip(ip)
+    }
+
+    /// The client of a [`Resolution`], as returned by
+    /// [`ClientConfig::resolve_ip`]; no user agent.
+    pub fn from_resolution(resolution: Resolution) -> Self {
+        Self {
+            ip: resolution.ip,
+            ip_source: resolution.source,
+            user_agent: None,
+        }
+    }
+
+    /// Replaces the IP address with one set by hand ([`IpSource::Manual`]);
+    /// IPv4-mapped IPv6 addresses become IPv4.
+    #[must_use]
+    pub fn with_ip(mut self, ip: IpAddr) -> Self {
+        self.ip = Some(ip.to_canonical());
+        self.ip_source = IpSource::Manual;
+        self
+    }
+
+    /// Replaces the user agent. It is kept as given; [`UserAgentPolicy`]
+    /// cleans and truncates it when it is stored.
+    #[must_use]
+    pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// The client IP address, if one could be trusted.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.ip
+    }
+
+    /// Where [`ip`](Self::ip) came from.
+    pub fn ip_source(&self) -> IpSource {
+        self.ip_source
+    }
+
+    /// The user agent, if the request had one.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
+    }
+}
+
+impl From<IpAddr> for ClientInfo {
+    /// Same as [`ClientInfo::from_ip`].
+    fn from(ip: IpAddr) -> Self {
+        Self::from_ip(ip)
+    }
+}
+
+impl From<Resolution> for ClientInfo {
+    /// Same as [`ClientInfo::from_resolution`].
+    fn from(resolution: Resolution) -> Self {
+        Self::from_resolution(resolution)
+    }
+}
