@@ -156,7 +156,18 @@ where
     E: EntityTrait,
 {
     let backend = db.get_database_backend();
-    let statement = Schema::new(backend).create_table_from_entity(entity);
-    db.execute(&statement).await?;
+    let statement = backend.build(&Schema::new(backend).create_table_from_entity(entity));
+    let sql = if backend == DbBackend::MySql {
+        // sea-orm maps `DateTimeUtc` to MySQL's `timestamp`, which keeps whole seconds;
+        // trackable's migrations use `DATETIME(6)`, and so do these test tables.
+        statement
+            .sql
+            .replace(" timestamp ", " DATETIME(6) ")
+            .replace(" timestamp,", " DATETIME(6),")
+            .replace(" timestamp)", " DATETIME(6))")
+    } else {
+        statement.sql
+    };
+    db.execute_unprepared(&sql).await?;
     Ok(())
 }
