@@ -11,6 +11,11 @@
 
 pub mod models;
 
+// The README's code blocks compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 

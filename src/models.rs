@@ -188,3 +188,97 @@ pub mod handle_user {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Fields mode on a model written in SeaORM 2's `#[sea_orm::model]` format, which re-emits the
+/// struct as `ModelEx` with the same derives.
+pub mod dense_user {
+    use sea_orm::entity::prelude::*;
+    use trackable_core::Trackable;
+
+    /// A user.
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
+    #[sea_orm(table_name = "dense_users")]
+    pub struct Model {
+        /// Primary key.
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        /// Number of sign-ins.
+        pub sign_in_count: i64,
+        /// Current session's sign-in time.
+        pub current_sign_in_at: Option<DateTimeUtc>,
+        /// Current session's sign-in IP.
+        pub current_sign_in_ip: Option<String>,
+        /// Previous sign-in time.
+        pub last_sign_in_at: Option<DateTimeUtc>,
+        /// Previous sign-in IP.
+        pub last_sign_in_ip: Option<String>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Table mode on a `#[sea_orm::model]` model.
+pub mod dense_member {
+    use sea_orm::entity::prelude::*;
+    use trackable_core::Trackable;
+
+    /// A member.
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
+    #[sea_orm(table_name = "dense_members")]
+    #[trackable(table = "dense_member_events", module = "events")]
+    pub struct Model {
+        /// Primary key.
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        /// Sign-in name.
+        pub email: String,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Fields mode on a model whose save hook rejects every change (a validation that the stored
+/// rows no longer pass): tracking must not depend on it.
+pub mod strict_user {
+    use sea_orm::entity::prelude::*;
+    use trackable_core::Trackable;
+
+    /// A user whose application validation fails.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
+    #[sea_orm(table_name = "strict_users")]
+    pub struct Model {
+        /// Primary key.
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        /// An address the current validation rules reject.
+        pub email: String,
+        /// Number of sign-ins.
+        pub sign_in_count: i32,
+        /// Current session's sign-in time.
+        pub current_sign_in_at: Option<DateTimeUtc>,
+        /// Current session's sign-in IP.
+        pub current_sign_in_ip: Option<String>,
+        /// Previous sign-in time.
+        pub last_sign_in_at: Option<DateTimeUtc>,
+        /// Previous sign-in IP.
+        pub last_sign_in_ip: Option<String>,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    #[async_trait::async_trait]
+    impl ActiveModelBehavior for ActiveModel {
+        async fn before_save<C>(self, _db: &C, _insert: bool) -> Result<Self, DbErr>
+        where
+            C: ConnectionTrait,
+        {
+            Err(DbErr::Custom(
+                "email must be on the company domain".to_owned(),
+            ))
+        }
+    }
+}

@@ -402,3 +402,70 @@ async fn the_migration_adds_the_columns_to_an_existing_table() {
         assert_eq!(columns, vec!["id".to_owned(), "email".to_owned()]);
     }
 }
+
+#[tokio::test]
+async fn tracking_bypasses_save_hooks_and_validation() {
+    use trackable::models::strict_user;
+    for db in all_backends(1).await.unwrap() {
+        create_table(&db.db, strict_user::Entity).await.unwrap();
+        // Rows written before the validation rule existed; `Entity::insert` runs no hooks.
+        strict_user::Entity::insert(strict_user::ActiveModel {
+            email: Set("old@elsewhere.example".into()),
+            sign_in_count: Set(0),
+            ..Default::default()
+        })
+        .exec(&db.db)
+        .await
+        .unwrap();
+        let u = strict_user::Entity::find()
+            .one(&db.db)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut edit: strict_user::ActiveModel = u.clone().into();
+        edit.email = Set("new@elsewhere.example".into());
+        assert!(edit.update(&db.db).await.is_err(), "the hook rejects saves");
+
+        let a = trackable_core::track_login(&db.db, &u, &client("192.0.2.1"))
+            .await
+            .unwrap();
+        assert_eq!(a.sign_in_count, 1);
+        let b = trackable_core::track_logout(&db.db, &u, &client("192.0.2.1"))
+            .await
+            .unwrap();
+        assert_eq!(b.last_sign_in_at, a.current_sign_in_at);
+    }
+}
+
+#[tokio::test]
+async fn models_in_the_sea_orm_model_format() {
+    use trackable::models::{dense_member, dense_user};
+    for db in all_backends(1).await.unwrap() {
+        create_table(&db.db, dense_user::Entity).await.unwrap();
+        create_table(&db.db, dense_member::Entity).await.unwrap();
+        dense_member::Model::migration().up(&db.db).await.unwrap();
+        let u = dense_user::ActiveModel {
+            sign_in_count: Set(0),
+            ..Default::default()
+        }
+        .insert(&db.db)
+        .await
+        .unwrap();
+        let a = trackable_core::track_login(&db.db, &u, &client("192.0.2.1"))
+            .await
+            .unwrap();
+        assert_eq!(a.sign_in_count, 1);
+
+        let m = dense_member::ActiveModel {
+            email: Set("m@example.com".into()),
+            ..Default::default()
+        }
+        .insert(&db.db)
+        .await
+        .unwrap();
+        let row = trackable_core::track_login(&db.db, &m, &client("192.0.2.1"))
+            .await
+            .unwrap();
+        assert_eq!((row.user_id, row.sign_in_count), (m.id, 1));
+    }
+}

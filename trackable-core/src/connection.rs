@@ -12,7 +12,9 @@ mod sealed {
 ///
 /// On a connection, an event that needs more than one statement runs in a transaction of its
 /// own; on a transaction, it runs inside the caller's.
-pub trait Connection: ConnectionTrait + TransactionTrait + Send + Sync + sealed::Sealed {
+pub trait Connection:
+    ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction> + Send + Sync + sealed::Sealed
+{
     #[doc(hidden)]
     fn __in_transaction(&self) -> bool;
 }

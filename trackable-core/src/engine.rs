@@ -11,7 +11,9 @@
 //!   one at a time and each one reads the row appended before it.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, IdenStatic, QueryResult, Value};
+use sea_orm::{
+    ConnectionTrait, DbBackend, FromQueryResult, IdenStatic, QueryResult, Statement, Value,
+};
 
 use crate::__private::{FieldColumns, TableSpec, Tracking};
 use crate::connection::{Connection, atomically};
@@ -38,19 +40,49 @@ pub(crate) fn writes<M: Trackable>(action: Action) -> bool {
 }
 
 /// Records `event` for `user` and returns the row written: the user row (fields mode) or the
-/// audit row (table mode).
-pub(crate) async fn write<C, M>(db: &C, user: &M, event: &Event) -> Result<M::Record>
+/// audit row (table mode), with the audit row's `id` in table mode.
+pub(crate) async fn write<C, M>(db: &C, user: &M, event: &Event) -> Result<(M::Record, Option<i64>)>
 where
     C: Connection,
     M: Trackable,
 {
     match M::__tracking() {
-        Tracking::Fields(columns) => fields::<C, M>(db, user, &columns, event).await,
-        Tracking::Table(spec) => table::<C, M>(db, user, &spec, event).await,
+        Tracking::Fields(columns) => fields::<C, M>(db, user, &columns, event)
+            .await
+            .map(|record| (record, None)),
+        Tracking::Table(spec) => table::<C, M>(db, user, &spec, event)
+            .await
+            .map(|(record, id)| (record, Some(id))),
     }
 }
 
-fn not_found<M: Trackable>(user: &M, action: Action) -> Error {
+/// The statement that locks `user`'s row until the end of the transaction, so that the
+/// events of one user are appended one at a time (table mode on PostgreSQL and MySQL).
+/// `None` where no lock is needed: fields mode, and SQLite, whose writing statements hold
+/// the database's write lock.
+pub(crate) fn lock_user<M: Trackable>(backend: DbBackend, user: &M) -> Option<sea_orm::Statement> {
+    let Tracking::Table(spec) = M::__tracking() else {
+        return None;
+    };
+    if backend == DbBackend::Sqlite {
+        return None;
+    }
+    let (schema, users) = table_of::<EntityOf<M>>();
+    let mut lock = Sql::new(backend);
+    lock.push("SELECT 1 FROM ")
+        .table(schema.as_deref(), users)
+        .push(" WHERE ")
+        .ident(spec.id.as_str())
+        .push(" = ")
+        .param(user.__user_id())
+        .push(match backend {
+            DbBackend::Postgres => " FOR NO KEY UPDATE",
+            _ => " FOR UPDATE",
+        });
+    Some(lock.build())
+}
+
+pub(crate) fn not_found<M: Trackable>(user: &M, action: Action) -> Error {
     let (_, table) = table_of::<EntityOf<M>>();
     Error::UserNotFound {
         table: table.to_owned(),
@@ -59,11 +91,22 @@ fn not_found<M: Trackable>(user: &M, action: Action) -> Error {
     }
 }
 
-fn decode<R: FromQueryResult>(row: &QueryResult) -> Result<R> {
+pub(crate) fn decode<R: FromQueryResult>(row: &QueryResult) -> Result<R> {
     R::from_query_result(row, "").map_err(|source| Error::Decode {
         model: std::any::type_name::<R>(),
         source,
     })
+}
+
+/// An audit row and its `id`.
+pub(crate) fn decode_with_id<R: FromQueryResult>(row: &QueryResult) -> Result<(R, i64)> {
+    let id = row
+        .try_get::<i64>("", "id")
+        .map_err(|source| Error::Decode {
+            model: std::any::type_name::<R>(),
+            source,
+        })?;
+    Ok((decode(row)?, id))
 }
 
 pub(crate) fn value_text(value: &Value) -> String {
@@ -240,7 +283,7 @@ async fn table<C, M>(
     user: &M,
     spec: &TableSpec<EntityOf<M>>,
     event: &Event,
-) -> Result<M::Record>
+) -> Result<(M::Record, i64)>
 where
     C: Connection,
     M: Trackable,
@@ -249,41 +292,61 @@ where
     let (schema, users) = table_of::<EntityOf<M>>();
     let id = user.__user_id();
     let returning = db.support_returning();
-    let insert = table_insert(
-        backend,
+    let args = Args::Bind {
+        event,
+        user_id: &id,
+    };
+
+    if backend == DbBackend::Postgres {
+        // One statement: the function created by the table-mode migration.
+        let mut call = Sql::new(backend);
+        call.push("SELECT * FROM ")
+            .table(schema.as_deref(), &pg_append_function_name(spec.table))
+            .push("(");
+        for (i, arg) in [Arg::UserId, Arg::Action, Arg::Now, Arg::Ip, Arg::UserAgent]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                call.push(", ");
+            }
+            args.put(&mut call, arg);
+        }
+        call.push(")");
+        return match db.query_one_raw(call.build()).await? {
+            Some(row) => decode_with_id(&row),
+            None => Err(not_found(user, event.action)),
+        };
+    }
+
+    let mut insert = Sql::new(backend);
+    audit_insert(
+        &mut insert,
         schema.as_deref(),
         users,
-        spec,
-        event,
-        id.clone(),
-        returning,
+        spec.id.as_str(),
+        spec.table,
+        &args,
     );
+    if returning {
+        insert.push(" RETURNING *");
+    }
+    let insert = insert.build();
 
     if backend == DbBackend::Sqlite && returning {
         // One statement: it takes SQLite's write lock before it reads the latest row.
         return match db.query_one_raw(insert).await? {
-            Some(row) => decode(&row),
+            Some(row) => decode_with_id(&row),
             None => Err(not_found(user, event.action)),
         };
     }
 
     let row = atomically!(db, |conn| {
         async {
-            if backend != DbBackend::Sqlite {
-                let mut lock = Sql::new(backend);
-                lock.push("SELECT 1 FROM ")
-                    .table(schema.as_deref(), users)
-                    .push(" WHERE ")
-                    .ident(spec.id.as_str())
-                    .push(" = ")
-                    .param(id.clone())
-                    .push(match backend {
-                        DbBackend::Postgres => " FOR NO KEY UPDATE",
-                        _ => " FOR UPDATE",
-                    });
-                if conn.query_one_raw(lock.build()).await?.is_none() {
-                    return Ok(None);
-                }
+            if let Some(lock) = lock_user(backend, user)
+                && conn.query_one_raw(lock).await?.is_none()
+            {
+                return Ok(None);
             }
             if returning {
                 return Ok::<_, Error>(conn.query_one_raw(insert).await?);
@@ -305,128 +368,196 @@ where
         .await
     })?;
     match row {
-        Some(row) => decode(&row),
+        Some(row) => decode_with_id(&row),
         None => Err(not_found(user, event.action)),
     }
 }
 
+/// The inputs of the table-mode statement: bound parameters of one event, or the parameters
+/// of the PostgreSQL function that runs it (see [`pg_append_function`]).
+enum Args<'a> {
+    Bind {
+        event: &'a Event,
+        user_id: &'a Value,
+    },
+    Function,
+}
+
+#[derive(Clone, Copy)]
+enum Arg {
+    UserId,
+    Action,
+    Now,
+    Ip,
+    UserAgent,
+}
+
+impl Args<'_> {
+    fn put(&self, sql: &mut Sql, arg: Arg) {
+        match self {
+            Args::Bind { event, user_id } => match arg {
+                Arg::UserId => sql.param((*user_id).clone()),
+                Arg::Action => sql.param(event.action.as_str()),
+                Arg::Now => sql.param(event.now),
+                Arg::Ip => sql.param(event.ip.clone()),
+                Arg::UserAgent => sql.param(event.user_agent.clone()),
+            },
+            Args::Function => sql.push(match arg {
+                Arg::UserId => "p_user_id",
+                Arg::Action => "p_action",
+                Arg::Now => "p_now",
+                Arg::Ip => "p_ip",
+                Arg::UserAgent => "p_user_agent",
+            }),
+        };
+    }
+}
+
 /// The table-mode `INSERT ... SELECT`: one new row computed from the user's latest row `p`
-/// (absent for the first event), and only if the user `u` exists.
-fn table_insert<E: sea_orm::EntityTrait>(
-    backend: DbBackend,
+/// (absent for the first event) by the rule of [`SignInState::apply`](crate::SignInState),
+/// and only if the user `u` exists. One statement text serves every action.
+fn audit_insert(
+    sql: &mut Sql,
     schema: Option<&str>,
     users: &str,
-    spec: &TableSpec<E>,
-    event: &Event,
-    id: Value,
-    returning: bool,
-) -> sea_orm::Statement {
+    user_pk: &str,
+    table: &str,
+    args: &Args<'_>,
+) {
     let p = |sql: &mut Sql, column: &str| {
         sql.qualified("p", column);
     };
-    let mut sql = Sql::new(backend);
-    sql.push("INSERT INTO ")
-        .table(schema, spec.table)
-        .push(" (");
+    let is = |sql: &mut Sql, action: Action| {
+        args.put(sql, Arg::Action);
+        sql.push(" = '").push(action.as_str()).push("'");
+    };
+    // login, or logout of a signed-in user: last = current
+    let moves_current = |sql: &mut Sql| {
+        sql.push("(");
+        is(sql, Action::Login);
+        sql.push(" OR ");
+        is(sql, Action::Logout);
+        sql.push(") AND ");
+        p(sql, "current_sign_in_at");
+        sql.push(" IS NOT NULL");
+    };
+    // the first login ever: last = (now, ip)
+    let first_login = |sql: &mut Sql| {
+        is(sql, Action::Login);
+        sql.push(" AND ");
+        p(sql, "current_sign_in_at");
+        sql.push(" IS NULL AND ");
+        p(sql, "last_sign_in_at");
+        sql.push(" IS NULL");
+    };
+
+    sql.push("INSERT INTO ").table(schema, table).push(" (");
     for (i, column) in AUDIT_COLUMNS.iter().enumerate() {
         if i > 0 {
             sql.push(", ");
         }
         sql.ident(column);
     }
-    sql.push(") SELECT ")
-        .qualified("u", spec.id.as_str())
-        .push(", ");
-    sql.param(event.action.as_str()).push(", ");
-    match event.action {
-        Action::Login => {
-            sql.push("COALESCE(")
-                .qualified("p", "sign_in_count")
-                .push(", 0) + 1, ");
-            sql.param(event.now)
-                .push(", ")
-                .param(event.ip.clone())
-                .push(", ");
-            sql.push("CASE WHEN ")
-                .qualified("p", "current_sign_in_at")
-                .push(" IS NOT NULL THEN ");
-            p(&mut sql, "current_sign_in_at");
-            sql.push(" WHEN ")
-                .qualified("p", "last_sign_in_at")
-                .push(" IS NOT NULL THEN ");
-            p(&mut sql, "last_sign_in_at");
-            sql.push(" ELSE ").param(event.now).push(" END, ");
-            sql.push("CASE WHEN ")
-                .qualified("p", "current_sign_in_at")
-                .push(" IS NOT NULL THEN ");
-            p(&mut sql, "current_sign_in_ip");
-            sql.push(" WHEN ")
-                .qualified("p", "last_sign_in_at")
-                .push(" IS NOT NULL THEN ");
-            p(&mut sql, "last_sign_in_ip");
-            sql.push(" ELSE ").param(event.ip.clone()).push(" END, ");
-        }
-        Action::Logout => {
-            sql.push("COALESCE(")
-                .qualified("p", "sign_in_count")
-                .push(", 0), ");
-            // Typed NULLs: PostgreSQL types a bare NULL in a select list as text.
-            sql.param(None::<DateTime<Utc>>).push(", ");
-            sql.push("CASE WHEN ")
-                .qualified("p", "current_sign_in_at")
-                .push(" IS NOT NULL THEN ");
-            sql.param(None::<String>).push(" ELSE ");
-            p(&mut sql, "current_sign_in_ip");
-            sql.push(" END, ");
-            for (from_current, from_last) in [
-                ("current_sign_in_at", "last_sign_in_at"),
-                ("current_sign_in_ip", "last_sign_in_ip"),
-            ] {
-                sql.push("CASE WHEN ")
-                    .qualified("p", "current_sign_in_at")
-                    .push(" IS NOT NULL THEN ");
-                p(&mut sql, from_current);
-                sql.push(" ELSE ");
-                p(&mut sql, from_last);
-                sql.push(" END, ");
-            }
-        }
-        _ => {
-            sql.push("COALESCE(")
-                .qualified("p", "sign_in_count")
-                .push(", 0), ");
-            for column in [
-                "current_sign_in_at",
-                "current_sign_in_ip",
-                "last_sign_in_at",
-                "last_sign_in_ip",
-            ] {
-                p(&mut sql, column);
-                sql.push(", ");
-            }
-        }
+    sql.push(") SELECT ").qualified("u", user_pk).push(", ");
+    args.put(sql, Arg::Action);
+    // sign_in_count
+    sql.push(", COALESCE(")
+        .qualified("p", "sign_in_count")
+        .push(", 0) + CASE WHEN ");
+    is(sql, Action::Login);
+    sql.push(" THEN 1 ELSE 0 END, ");
+    // current_sign_in_at, current_sign_in_ip
+    for (value, column) in [
+        (Arg::Now, "current_sign_in_at"),
+        (Arg::Ip, "current_sign_in_ip"),
+    ] {
+        sql.push("CASE WHEN ");
+        is(sql, Action::Login);
+        sql.push(" THEN ");
+        args.put(sql, value);
+        sql.push(" WHEN ");
+        is(sql, Action::Logout);
+        sql.push(" AND ");
+        p(sql, "current_sign_in_at");
+        sql.push(" IS NOT NULL THEN NULL ELSE ");
+        p(sql, column);
+        sql.push(" END, ");
     }
-    sql.param(event.ip.clone()).push(", ");
-    sql.param(event.user_agent.clone()).push(", ");
-    sql.param(event.now);
+    // last_sign_in_at, last_sign_in_ip
+    for (current, value, last) in [
+        ("current_sign_in_at", Arg::Now, "last_sign_in_at"),
+        ("current_sign_in_ip", Arg::Ip, "last_sign_in_ip"),
+    ] {
+        sql.push("CASE WHEN ");
+        moves_current(sql);
+        sql.push(" THEN ");
+        p(sql, current);
+        sql.push(" WHEN ");
+        first_login(sql);
+        sql.push(" THEN ");
+        args.put(sql, value);
+        sql.push(" ELSE ");
+        p(sql, last);
+        sql.push(" END, ");
+    }
+    args.put(sql, Arg::Ip);
+    sql.push(", ");
+    args.put(sql, Arg::UserAgent);
+    sql.push(", ");
+    args.put(sql, Arg::Now);
     sql.push(" FROM ").table(schema, users).push(" ").ident("u");
-    sql.push(" LEFT JOIN (SELECT * FROM ")
-        .table(schema, spec.table);
-    sql.push(" WHERE ")
-        .ident("user_id")
-        .push(" = ")
-        .param(id.clone());
+    sql.push(" LEFT JOIN (SELECT * FROM ").table(schema, table);
+    sql.push(" WHERE ").ident("user_id").push(" = ");
+    args.put(sql, Arg::UserId);
     sql.push(" ORDER BY ")
         .ident("id")
         .push(" DESC LIMIT 1) ")
         .ident("p")
         .push(" ON 1 = 1");
-    sql.push(" WHERE ")
-        .qualified("u", spec.id.as_str())
-        .push(" = ")
-        .param(id);
-    if returning {
-        sql.push(" RETURNING *");
-    }
+    sql.push(" WHERE ").qualified("u", user_pk).push(" = ");
+    args.put(sql, Arg::UserId);
+}
+
+/// The name of the PostgreSQL function that appends to `table`.
+pub(crate) fn pg_append_function_name(table: &str) -> String {
+    format!("{table}_append")
+}
+
+/// `CREATE OR REPLACE FUNCTION <table>_append(...)`: table mode on PostgreSQL in one round
+/// trip. It locks the user's row, so that the events of one user are appended one at a time,
+/// then appends. Under READ COMMITTED each statement of a volatile function reads the rows
+/// committed before it started, so the `INSERT` sees the row appended by the event that held
+/// the lock before; a single `INSERT ... SELECT` would read an older snapshot and could
+/// repeat a count.
+pub(crate) fn pg_append_function(
+    schema: Option<&str>,
+    users: &str,
+    user_pk: &str,
+    table: &str,
+) -> Statement {
+    let mut sql = Sql::new(DbBackend::Postgres);
+    sql.push("CREATE OR REPLACE FUNCTION ")
+        .table(schema, &pg_append_function_name(table))
+        .push("(p_user_id ")
+        .table(schema, table)
+        .push(".")
+        .ident("user_id")
+        .push("%TYPE, p_action text, p_now timestamptz, p_ip text, p_user_agent text) RETURNS SETOF ")
+        .table(schema, table)
+        .push(" LANGUAGE plpgsql VOLATILE AS $trackable$\nBEGIN\n  PERFORM 1 FROM ")
+        .table(schema, users)
+        .push(" WHERE ")
+        .ident(user_pk)
+        .push(" = p_user_id FOR NO KEY UPDATE;\n  IF NOT FOUND THEN\n    RETURN;\n  END IF;\n  RETURN QUERY ");
+    audit_insert(&mut sql, schema, users, user_pk, table, &Args::Function);
+    sql.push(" RETURNING *;\nEND\n$trackable$");
+    sql.build()
+}
+
+/// `DROP FUNCTION IF EXISTS <table>_append`.
+pub(crate) fn pg_drop_append_function(schema: Option<&str>, table: &str) -> Statement {
+    let mut sql = Sql::new(DbBackend::Postgres);
+    sql.push("DROP FUNCTION IF EXISTS ")
+        .table(schema, &pg_append_function_name(table));
     sql.build()
 }

@@ -94,6 +94,69 @@
 //! # fn main() {}
 //! ```
 //!
+//! Table mode, and the attribute macro that writes the five fields of fields mode for you:
+//!
+//! ```
+//! mod member {
+//!     use sea_orm::entity::prelude::*;
+//!
+//!     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, trackable_core::Trackable)]
+//!     #[sea_orm(table_name = "members")]
+//!     #[trackable(table = "member_events", module = "audit")]
+//!     pub struct Model {
+//!         #[sea_orm(primary_key)]
+//!         pub id: i64,
+//!         pub email: String,
+//!     }
+//!
+//!     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+//!     pub enum Relation {}
+//!
+//!     impl ActiveModelBehavior for ActiveModel {}
+//! }
+//!
+//! mod customer {
+//!     use sea_orm::entity::prelude::*;
+//!
+//!     #[trackable_core::sign_in_fields]
+//!     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, trackable_core::Trackable)]
+//!     #[sea_orm(table_name = "customers")]
+//!     pub struct Model {
+//!         #[sea_orm(primary_key)]
+//!         pub id: i32,
+//!     }
+//!
+//!     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+//!     pub enum Relation {}
+//!
+//!     impl ActiveModelBehavior for ActiveModel {}
+//! }
+//!
+//! use trackable_core::{Mode, Trackable};
+//!
+//! // The generated audit entity lives in `member::audit`.
+//! let _: Option<member::audit::Model> = None;
+//! assert_eq!(member::Model::MODE, Mode::Table { table: "member_events" });
+//! assert_eq!(customer::Model::MODE, Mode::Fields);
+//! ```
+//!
+//! A missing field is an error at the struct that names the field and what to write:
+//!
+//! ```compile_fail
+//! use sea_orm::entity::prelude::*;
+//!
+//! #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, trackable_core::Trackable)]
+//! #[sea_orm(table_name = "users")]
+//! pub struct Model { // error: missing field `sign_in_count`: add `pub sign_in_count: i32,` ...
+//!     #[sea_orm(primary_key)]
+//!     pub id: i32,
+//! }
+//! # #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+//! # pub enum Relation {}
+//! # impl ActiveModelBehavior for ActiveModel {}
+//! # fn main() {}
+//! ```
+//!
 //! # Features
 //!
 //! - `derive` (default): re-exports [`Trackable`](macro@Trackable) and [`sign_in_fields`].
@@ -108,11 +171,15 @@
 #![warn(missing_debug_implementations)]
 
 mod action;
+mod audit;
 mod client;
 mod connection;
 mod engine;
 mod error;
+mod hook;
+mod lockout;
 mod migration;
+mod retention;
 mod sql;
 mod state;
 mod trackable;
@@ -123,13 +190,17 @@ mod tracker;
 pub mod __private;
 
 pub use action::{Action, ParseActionError};
+pub use audit::{AuditTrail, HistoryPage, MAX_PAGE_SIZE, QueryPlan, explain_audit_queries};
 pub use client::{
     ClientConfig, ClientInfo, ConfigError, ForwardedHeader, HashKey, IpPolicy, IpSource,
     Resolution, UserAgentPolicy,
 };
 pub use connection::Connection;
 pub use error::{Error, Result};
+pub use hook::{NewIp, NewIpHook};
+pub use lockout::{LockDecision, Lockout};
 pub use migration::Migration;
+pub use retention::{MAX_BATCH_SIZE, anonymize_audit_ips, purge_audit_trail};
 pub use state::{HasSignInState, SignInState};
 pub use trackable::{Mode, Trackable};
 pub use tracker::{

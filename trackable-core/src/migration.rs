@@ -9,14 +9,39 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 /// - fields mode: `ALTER TABLE` statements that add the five sign-in columns to the existing
 ///   user table (`sign_in_count` is `NOT NULL DEFAULT 0`);
 /// - table mode: the audit table, with its foreign key to the user table
-///   (`ON DELETE CASCADE`) and the indexes that its queries use.
+///   (`ON DELETE CASCADE`) and the indexes that its queries use, and the table
+///   `<table>_unknown` of failed logins whose identifier matched no user (see
+///   [`Tracker::failed_login_unknown`](crate::Tracker::failed_login_unknown)).
 ///
-/// It runs on any [`ConnectionTrait`], so it fits in a sea-orm-migration `MigrationTrait`:
+/// It runs on any [`ConnectionTrait`]: at start-up, or in a sea-orm-migration
+/// `MigrationTrait` as `Model::migration().up(manager.get_connection()).await`.
 ///
-/// ```ignore
-/// async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-///     user::Model::migration().up(manager.get_connection()).await
-/// }
+/// ```
+/// use sea_orm::DbBackend;
+/// # mod user {
+/// #     use sea_orm::entity::prelude::*;
+/// #     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, trackable_core::Trackable)]
+/// #     #[sea_orm(table_name = "users")]
+/// #     pub struct Model {
+/// #         #[sea_orm(primary_key)]
+/// #         pub id: i32,
+/// #         pub sign_in_count: i32,
+/// #         pub current_sign_in_at: Option<DateTimeUtc>,
+/// #         pub current_sign_in_ip: Option<String>,
+/// #         pub last_sign_in_at: Option<DateTimeUtc>,
+/// #         pub last_sign_in_ip: Option<String>,
+/// #     }
+/// #     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+/// #     pub enum Relation {}
+/// #     impl ActiveModelBehavior for ActiveModel {}
+/// # }
+/// use trackable_core::Trackable;
+///
+/// let statements = user::Model::migration().up_statements(DbBackend::Postgres);
+/// assert_eq!(
+///     statements[0].to_string(),
+///     r#"ALTER TABLE "users" ADD COLUMN "sign_in_count" integer NOT NULL DEFAULT 0"#
+/// );
 /// ```
 #[derive(Clone, Debug)]
 pub struct Migration {
@@ -209,6 +234,15 @@ impl Migration {
                     }
                     statements.push(backend.build(&index));
                 }
+                statements.extend(unknown_up(table, backend));
+                if backend == DbBackend::Postgres {
+                    statements.push(crate::engine::pg_append_function(
+                        users_schema.as_deref(),
+                        users,
+                        user_pk,
+                        table,
+                    ));
+                }
                 statements
             }
         }
@@ -233,8 +267,27 @@ impl Migration {
                     )
                 })
                 .collect(),
-            Plan::Table { table, .. } => {
-                vec![backend.build(Table::drop().table(Alias::new(table)).if_exists())]
+            Plan::Table {
+                table,
+                users_schema,
+                ..
+            } => {
+                let mut statements = Vec::new();
+                if backend == DbBackend::Postgres {
+                    statements.push(crate::engine::pg_drop_append_function(
+                        users_schema.as_deref(),
+                        table,
+                    ));
+                }
+                statements.extend([
+                    backend.build(
+                        Table::drop()
+                            .table(Alias::new(unknown_table(table)))
+                            .if_exists(),
+                    ),
+                    backend.build(Table::drop().table(Alias::new(table)).if_exists()),
+                ]);
+                statements
             }
         }
     }
@@ -259,23 +312,86 @@ impl Migration {
 /// Stored IPs are canonical text (at most 39 characters for IPv6), or a keyed hash.
 const IP_LEN: u32 = 64;
 
-/// The audit table's indexes: name suffix and columns.
-pub(crate) const AUDIT_INDEXES: [(&str, &[&str]); 4] = [
+/// The audit table's indexes: name suffix and columns. Every query of the crate uses one;
+/// `tests/audit_queries.rs` checks the plans.
+pub(crate) const AUDIT_INDEXES: [(&str, &[&str]); 5] = [
     // a user's history, newest first, and their latest row (which every event reads)
     ("user_id_id", &["user_id", "id"]),
-    // a user's failed logins (or last login) within a time window
+    // a user's failed logins within a time window, their last login, the lockout state
     (
         "user_id_action_inserted_at",
         &["user_id", "action", "inserted_at"],
+    ),
+    // whether an IP is new for a user: one seek, however many logins the user has
+    (
+        "user_id_action_remote_ip",
+        &["user_id", "action", "remote_ip"],
     ),
     // an IP's failed logins within a time window
     (
         "remote_ip_action_inserted_at",
         &["remote_ip", "action", "inserted_at"],
     ),
-    // retention: purge and anonymise by age
-    ("inserted_at", &["inserted_at"]),
+    // retention: purge and anonymise by age, in batches that resume after (inserted_at, id)
+    ("inserted_at_id", &["inserted_at", "id"]),
 ];
+
+/// The indexes of the table of failed logins for unknown identifiers.
+pub(crate) const UNKNOWN_INDEXES: [(&str, &[&str]); 2] = [
+    // an IP's failed logins within a time window
+    ("remote_ip_inserted_at", &["remote_ip", "inserted_at"]),
+    // retention
+    ("inserted_at_id", &["inserted_at", "id"]),
+];
+
+/// The table of failed logins whose identifier matched no user, beside audit table `table`.
+pub(crate) fn unknown_table(table: &str) -> String {
+    format!("{table}_unknown")
+}
+
+/// Creates the table of failed logins for unknown identifiers. It has no `user_id` (the
+/// audit table's is `NOT NULL` with a foreign key), and keeps the identifier only as a keyed
+/// hash.
+fn unknown_up(audit: &str, backend: DbBackend) -> Vec<Statement> {
+    let table = unknown_table(audit);
+    let t = || Alias::new(&table);
+    let mut create = Table::create();
+    create
+        .table(t())
+        .if_not_exists()
+        .col(
+            ColumnDef::new(Alias::new("id"))
+                .big_integer()
+                .not_null()
+                .auto_increment()
+                .primary_key(),
+        )
+        .col(
+            ColumnDef::new(Alias::new("identifier_hash"))
+                .string_len(IP_LEN)
+                .null(),
+        )
+        .col(
+            ColumnDef::new(Alias::new("remote_ip"))
+                .string_len(IP_LEN)
+                .null(),
+        )
+        .col(ColumnDef::new(Alias::new("user_agent")).text().null())
+        .col(timestamp(&mut ColumnDef::new(Alias::new("inserted_at")), backend).not_null());
+    let mut statements = vec![backend.build(&create)];
+    for (suffix, columns) in UNKNOWN_INDEXES {
+        let mut index = Index::create();
+        index.name(format!("idx_{table}_{suffix}")).table(t());
+        if backend != DbBackend::MySql {
+            index.if_not_exists();
+        }
+        for column in columns {
+            index.col(Alias::new(*column));
+        }
+        statements.push(backend.build(&index));
+    }
+    statements
+}
 
 fn table_ref(schema: Option<&str>, table: &str) -> TableRef {
     match schema {

@@ -4,7 +4,10 @@ use std::sync::{Arc, LazyLock};
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::engine::{self, Event};
-use crate::{Action, ClientInfo, Connection, IpPolicy, Result, Trackable, UserAgentPolicy};
+use crate::hook::{self, NewIpHook};
+use crate::{
+    Action, ClientInfo, Connection, HashKey, IpPolicy, Result, Trackable, UserAgentPolicy,
+};
 
 /// Where a [`Tracker`] reads the time of an event.
 pub trait Clock: Send + Sync {
@@ -48,6 +51,8 @@ pub struct Tracker {
     clock: Arc<dyn Clock>,
     ip_policy: IpPolicy,
     user_agent: UserAgentPolicy,
+    identifier_key: Option<HashKey>,
+    new_ip_hook: Option<Arc<dyn NewIpHook>>,
 }
 
 impl fmt::Debug for Tracker {
@@ -59,6 +64,8 @@ impl fmt::Debug for Tracker {
             )
             .field("ip_policy", &self.ip_policy)
             .field("user_agent", &self.user_agent)
+            .field("identifier_key", &self.identifier_key)
+            .field("new_ip_hook", &self.new_ip_hook.is_some())
             .finish()
     }
 }
@@ -69,6 +76,8 @@ impl Default for Tracker {
             clock: Arc::new(SystemClock),
             ip_policy: IpPolicy::default(),
             user_agent: UserAgentPolicy::default(),
+            identifier_key: None,
+            new_ip_hook: None,
         }
     }
 }
@@ -116,9 +125,37 @@ impl Tracker {
         self
     }
 
+    /// Sets the key that hashes the identifier of a failed login that matches no user
+    /// ([`Tracker::failed_login_unknown`]). Without one, no trace of the identifier is kept.
+    #[must_use]
+    pub fn identifier_key(mut self, key: HashKey) -> Self {
+        self.identifier_key = Some(key);
+        self
+    }
+
+    /// Calls `hook` after each login from an IP address that the user never signed in from
+    /// (table mode only). See [`NewIpHook`].
+    #[must_use]
+    pub fn on_new_ip(mut self, hook: impl NewIpHook + 'static) -> Self {
+        self.new_ip_hook = Some(Arc::new(hook));
+        self
+    }
+
     /// The IP privacy policy.
     pub fn get_ip_policy(&self) -> &IpPolicy {
         &self.ip_policy
+    }
+
+    /// The current time from the tracker's clock, in microseconds: the time the next event
+    /// would be recorded at. Use it to compute query windows.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now().trunc_subsecs(6)
+    }
+
+    pub(crate) fn identifier_hash(&self, identifier: &str) -> Option<String> {
+        self.identifier_key
+            .as_ref()
+            .map(|key| key.hash_identifier(identifier))
     }
 
     /// Records a successful sign-in and returns the user row (fields mode) or the audit row
@@ -199,14 +236,18 @@ impl Tracker {
             Ok(_) => log(&event, user, "recorded", None),
             Err(error) => log(&event, user, "failed", Some(error)),
         }
-        outcome
+        let (record, audit_id) = outcome?;
+        if let (Some(hook), Some(audit_id), Action::Login) = (&self.new_ip_hook, audit_id, action) {
+            hook::after_login(&**hook, db, user, &record, &event, audit_id).await;
+        }
+        Ok(record)
     }
 
     pub(crate) fn event(&self, action: Action, client: &ClientInfo) -> Event {
         Event {
             action,
             // Microseconds: what every backend stores, so a value reads back equal.
-            now: self.clock.now().trunc_subsecs(6),
+            now: self.now(),
             ip: client.ip().and_then(|ip| self.ip_policy.apply(ip)),
             user_agent: client.user_agent().and_then(|ua| self.user_agent.apply(ua)),
         }

@@ -142,11 +142,24 @@ impl HashKey {
     }
 
     fn hash(&self, ip: IpAddr) -> String {
+        self.hash_parts(&[ip.to_string().as_bytes()])
+    }
+
+    /// The keyed hash of a sign-in identifier (an email or a user name), in the format of IP
+    /// hashes. A domain prefix keeps it from ever equalling the hash of an IP under the same
+    /// key.
+    pub(crate) fn hash_identifier(&self, identifier: &str) -> String {
+        self.hash_parts(&[b"trackable identifier\0", identifier.as_bytes()])
+    }
+
+    fn hash_parts(&self, parts: &[&[u8]]) -> String {
         const PREFIX: &str = "hmac:";
         const HEX: &[u8; 16] = b"0123456789abcdef";
         // The keyed state is computed once, in `new`.
         let mut mac = Hmac::clone(&self.0);
-        mac.update(ip.to_string().as_bytes());
+        for part in parts {
+            mac.update(part);
+        }
         let digest = mac.finalize().into_bytes();
         let mut out = String::with_capacity(PREFIX.len() + 32);
         out.push_str(PREFIX);

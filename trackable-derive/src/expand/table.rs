@@ -90,6 +90,11 @@ pub(super) fn expand(input: &Checked<'_>, table: &LitStr, module: &Ident) -> Par
         }
 
         #[automatically_derived]
+        impl #krate::AuditTrail for #model {
+            type Audit = #module::Entity;
+        }
+
+        #[automatically_derived]
         impl #krate::__private::sea_orm::Related<#module::Entity> for Entity {
             fn to() -> #krate::__private::sea_orm::RelationDef {
                 #krate::__private::sea_orm::RelationTrait::def(&#module::Relation::User).rev()

@@ -1,0 +1,529 @@
+//! A small axum app that records every sign-in, sign-out and failed sign-in in an audit
+//! table, and shows users their recent activity.
+//!
+//! ```text
+//! cargo run --example axum_app               # then open http://127.0.0.1:3000
+//! PORT=8080 cargo run --example axum_app
+//! cargo run --example axum_app -- --smoke    # drive it once over HTTP, check, exit
+//! ```
+//!
+//! SQLite database in the temp dir, recreated at every start; sessions live in memory.
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier, password_hash};
+use axum::extract::State;
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Schema, Set, TransactionTrait,
+};
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use trackable_core::{Action, ClientConfig, ClientInfo, Trackable, Tracker};
+use uuid::Uuid;
+
+/// The users of the app. `#[trackable(table = ...)]` generates the audit entity
+/// `user::trackables` (one row per event) and its migration.
+mod user {
+    use sea_orm::entity::prelude::*;
+    use trackable_core::Trackable;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
+    #[sea_orm(table_name = "users")]
+    #[trackable(table = "trackables")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        #[sea_orm(unique)]
+        pub email: String,
+        pub password_hash: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+use user::trackables as audit;
+
+const DEMO_EMAIL: &str = "demo@example.com";
+const DEMO_PASSWORD: &str = "correct-horse-battery";
+const SESSION_COOKIE: &str = "sid";
+/// Same text for an unknown email and a wrong password, so the form does not tell
+/// which emails have accounts.
+const BAD_CREDENTIALS: &str = "Wrong email or password.";
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+#[derive(Clone)]
+struct AppState {
+    db: DatabaseConnection,
+    tracker: Tracker,
+    /// How the client IP is found; handed to the `ClientInfo` extractor as an extension.
+    client_config: Arc<ClientConfig>,
+    /// Session id (the cookie value) -> user id.
+    sessions: Arc<Mutex<HashMap<Uuid, i32>>>,
+    /// Verified against when the email is unknown, so that such a request takes as long
+    /// as a wrong password: response times do not reveal which emails exist either.
+    dummy_hash: Arc<str>,
+}
+
+impl AppState {
+    /// Migrates `db`, seeds the demo user and returns the state of the app.
+    async fn new(db: DatabaseConnection, client_config: ClientConfig) -> Result<Self, BoxError> {
+        let backend = db.get_database_backend();
+        let users = Schema::new(backend).create_table_from_entity(user::Entity);
+        db.execute(&users).await?;
+        // The audit table (with its foreign key and indexes) from the derive.
+        user::Model::migration().up(&db).await?;
+        user::ActiveModel {
+            email: Set(DEMO_EMAIL.to_owned()),
+            password_hash: Set(hash_password(DEMO_PASSWORD.to_owned()).await?),
+            ..Default::default()
+        }
+        .insert(&db)
+        .await?;
+        let dummy_hash = hash_password(Uuid::new_v4().to_string()).await?.into();
+        Ok(Self {
+            db,
+            tracker: Tracker::new(),
+            client_config: Arc::new(client_config),
+            sessions: Arc::default(),
+            dummy_hash,
+        })
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, HashMap<Uuid, i32>> {
+        // The map stays consistent even if a holder panicked: every update is one call.
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The signed-in user of the request and its session id, if any.
+    async fn current_user(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<(Uuid, user::Model)>, BoxError> {
+        let Some(sid) = session_id(headers) else {
+            return Ok(None);
+        };
+        let Some(user_id) = self.sessions().get(&sid).copied() else {
+            return Ok(None);
+        };
+        let user = user::Entity::find_by_id(user_id).one(&self.db).await?;
+        Ok(user.map(|user| (sid, user)))
+    }
+}
+
+fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/sign-in", post(sign_in))
+        .route("/sign-out", post(sign_out))
+        .route("/security", get(security))
+        .layer(Extension(Arc::clone(&state.client_config)))
+        .with_state(state)
+}
+
+async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    let Some((_, user)) = state.current_user(&headers).await? else {
+        return Ok(sign_in_page(StatusCode::OK, "", None));
+    };
+    // Every audit row carries the sign-in state after it, so the newest one is enough.
+    let latest = recent_events(&state.db, user.id, 1).await?;
+    let previous = match latest.first() {
+        Some(row) if row.last_sign_in_at.is_some() => format!(
+            "Previous sign-in: {} from {}.",
+            time(row.last_sign_in_at),
+            escape(
+                row.last_sign_in_ip
+                    .as_deref()
+                    .unwrap_or("an unknown address")
+            )
+        ),
+        _ => "This is your first sign-in.".to_owned(),
+    };
+    let count = latest.first().map_or(0, |row| row.sign_in_count);
+    let body = format!(
+        "<p>Welcome, {}! Sign-in #{count}. {previous}</p>\
+         <p><a href=\"/security\">Recent activity</a></p>\
+         <form method=\"post\" action=\"/sign-out\"><button>Sign out</button></form>",
+        escape(&user.email)
+    );
+    Ok(page(StatusCode::OK, "Welcome", &body))
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    email: String,
+    password: String,
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Form(form): Form<SignInForm>,
+) -> Result<Response, AppError> {
+    let user = user::Entity::find()
+        .filter(user::Column::Email.eq(form.email.trim()))
+        .one(&state.db)
+        .await?;
+
+    // ---- Checks before the password (account lockout, rate limits) go here. ----
+    // They must answer like a wrong password, and be skipped for an unknown email.
+
+    let hash = user.as_ref().map_or_else(
+        || state.dummy_hash.to_string(),
+        |user| user.password_hash.clone(),
+    );
+    let user = match (user, verify_password(form.password, hash).await?) {
+        (Some(user), true) => user,
+        (Some(user), false) => {
+            state
+                .tracker
+                .failed_login(&state.db, &user, &client)
+                .await?;
+            return Ok(sign_in_page(
+                StatusCode::UNAUTHORIZED,
+                &form.email,
+                Some(BAD_CREDENTIALS),
+            ));
+        }
+        (None, _) => {
+            return Ok(sign_in_page(
+                StatusCode::UNAUTHORIZED,
+                &form.email,
+                Some(BAD_CREDENTIALS),
+            ));
+        }
+    };
+
+    // The login row and any session row commit together: with sessions in the database,
+    // insert yours on `txn` here. The in-memory session is created only after the commit,
+    // so a failed commit leaves the user signed out and no login recorded.
+    let txn = state.db.begin().await?;
+    state.tracker.login(&txn, &user, &client).await?;
+    txn.commit().await?;
+    let sid = Uuid::new_v4();
+    state.sessions().insert(sid, user.id);
+    // Add `; Secure` when served over HTTPS. SameSite=Lax keeps other sites from
+    // posting to /sign-out with the cookie.
+    let cookie = format!("{SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Lax");
+    Ok(([(SET_COOKIE, cookie)], Redirect::to("/")).into_response())
+}
+
+async fn sign_out(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    if let Some((sid, user)) = state.current_user(&headers).await? {
+        // End the session first: signing out must work even if recording it fails.
+        state.sessions().remove(&sid);
+        state.tracker.logout(&state.db, &user, &client).await?;
+    }
+    let cookie = format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
+    Ok(([(SET_COOKIE, cookie)], Redirect::to("/")).into_response())
+}
+
+async fn security(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    let Some((_, user)) = state.current_user(&headers).await? else {
+        return Ok(page(
+            StatusCode::UNAUTHORIZED,
+            "Sign-in required",
+            "<p><a href=\"/\">Sign in</a> to see your recent activity.</p>",
+        ));
+    };
+    let rows: String = recent_events(&state.db, user.id, 20)
+        .await?
+        .iter()
+        .map(|row| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                row.inserted_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                row.action,
+                escape(row.remote_ip.as_deref().unwrap_or("-")),
+                // Sent by the client: anything can be in it.
+                escape(row.user_agent.as_deref().unwrap_or("-")),
+            )
+        })
+        .collect();
+    let body = format!(
+        "<table><tr><th>Time</th><th>Action</th><th>IP</th><th>User agent</th></tr>{rows}</table>\
+         <p><a href=\"/\">Back</a></p>"
+    );
+    Ok(page(StatusCode::OK, "Recent activity", &body))
+}
+
+/// The newest `limit` audit rows of a user, newest first.
+async fn recent_events(
+    db: &DatabaseConnection,
+    user_id: i32,
+    limit: u64,
+) -> Result<Vec<audit::Model>, BoxError> {
+    Ok(audit::Entity::find()
+        .filter(audit::Column::UserId.eq(user_id))
+        .order_by_desc(audit::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+// Argon2 is slow on purpose: run it off the async workers.
+async fn hash_password(password: String) -> Result<String, BoxError> {
+    let hash =
+        tokio::task::spawn_blocking(move || Argon2::default().hash_password(password.as_bytes()))
+            .await??;
+    Ok(hash.to_string())
+}
+
+async fn verify_password(password: String, hash: String) -> Result<bool, BoxError> {
+    let outcome = tokio::task::spawn_blocking(move || {
+        Argon2::default().verify_password(password.as_bytes(), hash.as_str())
+    })
+    .await?;
+    match outcome {
+        Ok(()) => Ok(true),
+        Err(password_hash::Error::PasswordInvalid) => Ok(false),
+        Err(error) => Err(error.into()), // a corrupt stored hash is a server error
+    }
+}
+
+fn session_id(headers: &HeaderMap) -> Option<Uuid> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(name, value)| (name == SESSION_COOKIE).then(|| value.parse().ok())?)
+}
+
+fn sign_in_page(status: StatusCode, email: &str, error: Option<&str>) -> Response {
+    let error = error.map_or_else(String::new, |e| {
+        format!("<p class=\"error\">{}</p>", escape(e))
+    });
+    let body = format!(
+        "{error}<form method=\"post\" action=\"/sign-in\">\
+         <label>Email <input name=\"email\" type=\"email\" value=\"{}\" required></label>\
+         <label>Password <input name=\"password\" type=\"password\" required></label>\
+         <button>Sign in</button></form>",
+        escape(email)
+    );
+    page(status, "Sign in", &body)
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}label{{display:block;margin:.5em 0}}\
+         td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}\
+         table{{border-collapse:collapse}}.error{{color:#b00}}</style></head>\
+         <body><h1>{title}</h1>{body}</body></html>"
+    );
+    (status, Html(html)).into_response()
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn time(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    at.map_or_else(
+        || "-".to_owned(),
+        |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}
+
+/// Any handler error: logged, and answered with a bare 500 that leaks nothing.
+struct AppError(BoxError);
+
+impl<E: Into<BoxError>> From<E> for AppError {
+    fn from(error: E) -> Self {
+        Self(error.into())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        eprintln!("request failed: {}", self.0);
+        (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error").into_response()
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let smoke = std::env::args().any(|arg| arg == "--smoke")
+        || std::env::var("AXUM_APP_SMOKE").is_ok_and(|v| v == "1");
+    let name = if smoke {
+        "trackable-axum-app-smoke.db"
+    } else {
+        "trackable-axum-app.db"
+    };
+    let path = std::env::temp_dir().join(name);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let db = Database::connect(format!("sqlite://{}?mode=rwc", path.display())).await?;
+
+    // The client IP is the TCP peer. Behind a reverse proxy, trust the proxy's address and
+    // the client is read from X-Forwarded-For (right to left, skipping trusted proxies):
+    //     let client_config = ClientConfig::new().trust_proxy("10.0.0.0/8")?;
+    // Never trust a header the app can receive straight from clients.
+    let client_config = ClientConfig::new();
+    let state = AppState::new(db, client_config).await?;
+    println!("SQLite database: {}", path.display());
+    println!("Demo user: {DEMO_EMAIL} / password: {DEMO_PASSWORD}");
+
+    let port = match std::env::var("PORT") {
+        _ if smoke => 0, // any free port
+        Ok(port) => port.parse().map_err(|e| format!("PORT={port:?}: {e}"))?,
+        Err(_) => 3000,
+    };
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+    let addr = listener.local_addr()?;
+    println!("Listening on http://{addr}");
+    // `ConnectInfo<SocketAddr>` is where the `ClientInfo` extractor finds the peer.
+    let server = axum::serve(
+        listener,
+        app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    );
+    if !smoke {
+        server.await?;
+        return Ok(());
+    }
+    let server = tokio::spawn(async move { server.await });
+    let outcome = smoke_test(addr, &state).await;
+    server.abort();
+    outcome
+}
+
+const SMOKE_USER_AGENT: &str = "axum-app-smoke/1.0 <probe>";
+
+/// Wrong password, sign in, security page, sign out, over real HTTP; then checks the audit rows.
+async fn smoke_test(addr: SocketAddr, state: &AppState) -> Result<(), BoxError> {
+    let wrong = form(&[("email", DEMO_EMAIL), ("password", "guess")]);
+    let (status, _, body) = request(addr, "POST", "/sign-in", None, Some(&wrong)).await?;
+    assert_eq!(status, 401, "wrong password");
+    assert!(body.contains(BAD_CREDENTIALS));
+
+    let right = form(&[("email", DEMO_EMAIL), ("password", DEMO_PASSWORD)]);
+    let (status, head, _) = request(addr, "POST", "/sign-in", None, Some(&right)).await?;
+    assert_eq!(status, 303, "sign in");
+    let cookie = head
+        .lines()
+        .filter_map(|line| line.split_once(": "))
+        .find(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
+        .and_then(|(_, value)| value.split(';').next())
+        .ok_or("no session cookie")?
+        .to_owned();
+
+    let (status, _, body) = request(addr, "GET", "/security", Some(&cookie), None).await?;
+    assert_eq!(status, 200, "security page");
+    assert!(body.contains("<td>failed_login</td>") && body.contains("&lt;probe&gt;"));
+
+    let (status, _, _) = request(addr, "POST", "/sign-out", Some(&cookie), Some("")).await?;
+    assert_eq!(status, 303, "sign out");
+    let (status, _, _) = request(addr, "GET", "/security", Some(&cookie), None).await?;
+    assert_eq!(status, 401, "security page after sign-out");
+
+    let rows = audit::Entity::find()
+        .order_by_asc(audit::Column::Id)
+        .all(&state.db)
+        .await?;
+    println!("\nAudit rows:");
+    for row in &rows {
+        println!(
+            "  #{} {:<12} count={} ip={} ua={:?} at={}",
+            row.id,
+            row.action,
+            row.sign_in_count,
+            row.remote_ip.as_deref().unwrap_or("-"),
+            row.user_agent.as_deref().unwrap_or("-"),
+            row.inserted_at.format("%H:%M:%S%.6f")
+        );
+    }
+    let actions: Vec<Action> = rows.iter().map(|row| row.action).collect();
+    assert_eq!(
+        actions,
+        [Action::FailedLogin, Action::Login, Action::Logout]
+    );
+    assert!(rows.iter().all(|row| {
+        row.remote_ip.as_deref() == Some("127.0.0.1")
+            && row.user_agent.as_deref() == Some(SMOKE_USER_AGENT)
+    }));
+    println!("\nsmoke test passed");
+    Ok(())
+}
+
+/// One HTTP/1.1 request on a fresh connection: (status, head, body).
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> Result<(u16, String, String), BoxError> {
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: {SMOKE_USER_AGENT}\r\nConnection: close\r\n"
+    );
+    if let Some(cookie) = cookie {
+        request.push_str(&format!("Cookie: {cookie}\r\n"));
+    }
+    if let Some(form) = form {
+        request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        request.push_str(&format!("Content-Length: {}\r\n\r\n{form}", form.len()));
+    } else {
+        request.push_str("\r\n");
+    }
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or("truncated response")?;
+    let status = head.split(' ').nth(1).ok_or("no status")?.parse()?;
+    Ok((status, head.to_owned(), body.to_owned()))
+}
+
+/// `application/x-www-form-urlencoded`.
+fn form(fields: &[(&str, &str)]) -> String {
+    let encode = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                    (b as char).to_string()
+                }
+                b' ' => "+".to_owned(),
+                b => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let pairs: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    pairs.join("&")
+}

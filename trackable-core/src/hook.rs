@@ -1,0 +1,166 @@
+//! The hook called when a user signs in from an IP address new for them.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{DbBackend, Value};
+
+use crate::engine::Event;
+use crate::sql::Sql;
+use crate::{Action, Connection, HasSignInState, Mode, Result, Trackable};
+
+/// A login from an IP address that the user never signed in from before, as passed to a
+/// [`NewIpHook`].
+///
+/// "Never" means: no earlier `login` row of the user in the audit trail has the same stored
+/// IP. The comparison is made on the stored text, after the [`IpPolicy`](crate::IpPolicy):
+/// under a truncating policy a new network is what counts, under a keyed hash the same
+/// address is recognised without being stored.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct NewIp {
+    /// The user's primary key.
+    pub user_id: Value,
+    /// The IP as stored, after the privacy policy.
+    pub ip: String,
+    /// The user agent as stored, after its policy.
+    pub user_agent: Option<String>,
+    /// When the login happened.
+    pub at: DateTime<Utc>,
+    /// The `id` of the login's audit row.
+    pub event_id: i64,
+    /// Whether this is the user's first login ever (`sign_in_count` is 1), when every IP is
+    /// new. Applications that mail "a new sign-in to your account" usually skip it.
+    pub first_login: bool,
+}
+
+/// Called after a login from an IP address new for the user: to mail them, ask for a second
+/// factor next time, or raise a security event.
+///
+/// Set it with [`Tracker::on_new_ip`](crate::Tracker::on_new_ip); any
+/// `Fn(&NewIp) + Send + Sync` is a hook. It runs in the login's task, after the audit row
+/// was written, so it should be quick: hand slow work (mail) to a queue or a spawned task.
+///
+/// - Table mode only: fields mode keeps no history of IPs, so the hook is never called.
+/// - Not called when no IP is stored (unresolved client, or [`IpPolicy::None`](crate::IpPolicy::None)).
+/// - Concurrent logins of one user from the same new IP call it once: the login whose audit
+///   row comes first (lowest `id`) is the new one, and a user's rows are appended one at a
+///   time (the user row is locked on PostgreSQL and MySQL; SQLite has one writer), so every
+///   later login sees it.
+/// - Inside the caller's transaction it is called before that transaction commits; if it
+///   rolls back, the hook was called for a login that left no row.
+/// - If the check fails (a database error), the login still succeeds; the failure is logged
+///   as a `tracing` warning (target `trackable`) and the hook is not called.
+///
+/// ```
+/// use trackable_core::{NewIp, Tracker};
+///
+/// let tracker = Tracker::new().on_new_ip(|sign_in: &NewIp| {
+///     if !sign_in.first_login {
+///         println!("new sign-in for {:?} from {}", sign_in.user_id, sign_in.ip);
+///     }
+/// });
+/// # let _ = tracker;
+/// ```
+pub trait NewIpHook: Send + Sync {
+    /// Called once per login from an IP address new for the user.
+    fn on_new_ip(&self, sign_in: &NewIp);
+}
+
+impl<F> NewIpHook for F
+where
+    F: Fn(&NewIp) + Send + Sync,
+{
+    fn on_new_ip(&self, sign_in: &NewIp) {
+        self(sign_in)
+    }
+}
+
+/// Calls `hook` if the login just recorded as audit row `audit_id` is the user's first from
+/// its IP.
+pub(crate) async fn after_login<C, M>(
+    hook: &dyn NewIpHook,
+    db: &C,
+    user: &M,
+    record: &M::Record,
+    event: &Event,
+    audit_id: i64,
+) where
+    C: Connection,
+    M: Trackable,
+{
+    let (Mode::Table { table }, Some(ip)) = (M::MODE, event.ip.as_deref()) else {
+        return;
+    };
+    match seen_before(db, table, user.__user_id(), ip, audit_id).await {
+        Ok(true) => {}
+        Ok(false) => hook.on_new_ip(&NewIp {
+            user_id: user.__user_id(),
+            ip: ip.to_owned(),
+            user_agent: event.user_agent.clone(),
+            at: event.now,
+            event_id: audit_id,
+            first_login: record.sign_in_state().sign_in_count == 1,
+        }),
+        Err(error) => {
+            let user_id = crate::engine::value_text(&user.__user_id());
+            tracing::warn!(target: "trackable", user_id, %error, "new-IP check failed");
+        }
+    }
+}
+
+/// Whether the user has a login row from `ip` before row `before_id`.
+async fn seen_before<C: Connection>(
+    db: &C,
+    table: &str,
+    user_id: Value,
+    ip: &str,
+    before_id: i64,
+) -> Result<bool> {
+    let statement = login_from_ip(
+        db.get_database_backend(),
+        None,
+        table,
+        user_id,
+        ip,
+        Some(before_id),
+    );
+    Ok(db.query_one_raw(statement).await?.is_some())
+}
+
+/// A login row of the user from `ip` (before row `before_id`, if given). Index
+/// `(user_id, action, remote_ip)`.
+pub(crate) fn login_from_ip(
+    backend: DbBackend,
+    schema: Option<&str>,
+    table: &str,
+    user_id: Value,
+    ip: &str,
+    before_id: Option<i64>,
+) -> sea_orm::Statement {
+    let mut sql = Sql::new(backend);
+    sql.push("SELECT 1 AS ")
+        .ident("found")
+        .push(" FROM ")
+        .table(schema, table)
+        .push(" WHERE ")
+        .ident("user_id")
+        .push(" = ")
+        .param(user_id)
+        .push(" AND ")
+        .ident("action")
+        .push(" = ")
+        .param(Action::Login.as_str())
+        .push(" AND ")
+        .ident("remote_ip")
+        .push(" = ")
+        .param(ip);
+    if let Some(id) = before_id {
+        sql.push(" AND ").ident("id").push(" < ").param(id);
+    }
+    sql.push(" LIMIT 1");
+    if backend == DbBackend::MySql && before_id.is_some() {
+        // A locking read sees the latest committed rows even inside a caller's REPEATABLE
+        // READ transaction whose snapshot is older than the user-row lock.
+        sql.push(" LOCK IN SHARE MODE");
+    }
+    sql.build()
+}
