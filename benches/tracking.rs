@@ -278,8 +278,12 @@ impl Ctx {
                     .expect("track_login");
                 black_box(row);
             }
-            Op::FieldsNaive => black_box(self.fields_naive(user.id).await),
-            Op::FieldsRaw => black_box(self.fields_raw(user.id).await),
+            Op::FieldsNaive => {
+                black_box(self.fields_naive(user.id).await);
+            }
+            Op::FieldsRaw => {
+                black_box(self.fields_raw(user.id).await);
+            }
             Op::TableLoginTrackable => {
                 let row = trackable_core::track_login(&self.db, member, &self.client)
                     .await
@@ -292,9 +296,11 @@ impl Ctx {
                     .expect("track_failed_login");
                 black_box(row);
             }
-            Op::TableLoginNaive => black_box(self.table_naive(member.id, Action::Login).await),
+            Op::TableLoginNaive => {
+                black_box(self.table_naive(member.id, Action::Login).await);
+            }
             Op::TableFailedNaive => {
-                black_box(self.table_naive(member.id, Action::FailedLogin).await)
+                black_box(self.table_naive(member.id, Action::FailedLogin).await);
             }
         }
     }

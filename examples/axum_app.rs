@@ -138,12 +138,19 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
     let Some((_, user)) = state.current_user(&headers).await? else {
         return Ok(sign_in_page(StatusCode::OK, "", None));
     };
-    // Every audit row carries the sign-in state after it, so the newest one is enough.
-    let latest = recent_events(&state.db, user.id, 1).await?;
-    let previous = match latest.first() {
-        Some(row) if row.last_sign_in_at.is_some() => format!(
-            "Previous sign-in: {} from {}.",
-            time(row.last_sign_in_at),
+    // The newest login row holds the state right after that login: its number, and in
+    // `last_*` the sign-in before it (or the login itself, the first time).
+    let login = audit::Entity::find()
+        .filter(audit::Column::UserId.eq(user.id))
+        .filter(audit::Column::Action.eq(Action::Login))
+        .order_by_desc(audit::Column::Id)
+        .one(&state.db)
+        .await?;
+    let summary = match (&login, login.as_ref().and_then(|row| row.last_sign_in_at)) {
+        (Some(row), Some(at)) if row.sign_in_count > 1 => format!(
+            "Sign-in #{}. Previous sign-in: {} from {}.",
+            row.sign_in_count,
+            time(at),
             escape(
                 row.last_sign_in_ip
                     .as_deref()
@@ -152,9 +159,8 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
         ),
         _ => "This is your first sign-in.".to_owned(),
     };
-    let count = latest.first().map_or(0, |row| row.sign_in_count);
     let body = format!(
-        "<p>Welcome, {}! Sign-in #{count}. {previous}</p>\
+        "<p>Welcome, {}! {summary}</p>\
          <p><a href=\"/security\">Recent activity</a></p>\
          <form method=\"post\" action=\"/sign-out\"><button>Sign out</button></form>",
         escape(&user.email)
@@ -187,23 +193,16 @@ async fn sign_in(
     );
     let user = match (user, verify_password(form.password, hash).await?) {
         (Some(user), true) => user,
-        (Some(user), false) => {
-            state
-                .tracker
-                .failed_login(&state.db, &user, &client)
-                .await?;
-            return Ok(sign_in_page(
-                StatusCode::UNAUTHORIZED,
-                &form.email,
-                Some(BAD_CREDENTIALS),
-            ));
-        }
-        (None, _) => {
-            return Ok(sign_in_page(
-                StatusCode::UNAUTHORIZED,
-                &form.email,
-                Some(BAD_CREDENTIALS),
-            ));
+        (user, _) => {
+            // Only a known user has an audit trail to record the failure in.
+            if let Some(user) = user {
+                state
+                    .tracker
+                    .failed_login(&state.db, &user, &client)
+                    .await?;
+            }
+            let page = sign_in_page(StatusCode::UNAUTHORIZED, &form.email, Some(BAD_CREDENTIALS));
+            return Ok(page);
         }
     };
 
@@ -243,13 +242,18 @@ async fn security(State(state): State<AppState>, headers: HeaderMap) -> Result<R
             "<p><a href=\"/\">Sign in</a> to see your recent activity.</p>",
         ));
     };
-    let rows: String = recent_events(&state.db, user.id, 20)
-        .await?
+    let events = audit::Entity::find()
+        .filter(audit::Column::UserId.eq(user.id))
+        .order_by_desc(audit::Column::Id) // newest first
+        .limit(20)
+        .all(&state.db)
+        .await?;
+    let rows: String = events
         .iter()
         .map(|row| {
             format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                row.inserted_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                time(row.inserted_at),
                 row.action,
                 escape(row.remote_ip.as_deref().unwrap_or("-")),
                 // Sent by the client: anything can be in it.
@@ -262,20 +266,6 @@ async fn security(State(state): State<AppState>, headers: HeaderMap) -> Result<R
          <p><a href=\"/\">Back</a></p>"
     );
     Ok(page(StatusCode::OK, "Recent activity", &body))
-}
-
-/// The newest `limit` audit rows of a user, newest first.
-async fn recent_events(
-    db: &DatabaseConnection,
-    user_id: i32,
-    limit: u64,
-) -> Result<Vec<audit::Model>, BoxError> {
-    Ok(audit::Entity::find()
-        .filter(audit::Column::UserId.eq(user_id))
-        .order_by_desc(audit::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await?)
 }
 
 // Argon2 is slow on purpose: run it off the async workers.
@@ -333,27 +323,17 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     (status, Html(html)).into_response()
 }
 
-/// Escapes text for HTML element content and quoted attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+fn time(at: chrono::DateTime<chrono::Utc>) -> impl std::fmt::Display {
+    at.format("%Y-%m-%d %H:%M:%S UTC")
 }
 
-fn time(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    at.map_or_else(
-        || "-".to_owned(),
-        |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-    )
+/// Escapes text for HTML element content and quoted attribute values.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 /// Any handler error: logged, and answered with a bare 500 that leaks nothing.
@@ -376,6 +356,11 @@ impl IntoResponse for AppError {
 async fn main() -> Result<(), BoxError> {
     let smoke = std::env::args().any(|arg| arg == "--smoke")
         || std::env::var("AXUM_APP_SMOKE").is_ok_and(|v| v == "1");
+    let port = match std::env::var("PORT") {
+        _ if smoke => 0, // any free port
+        Ok(port) => port.parse().map_err(|e| format!("PORT={port:?}: {e}"))?,
+        Err(_) => 3000,
+    };
     let name = if smoke {
         "trackable-axum-app-smoke.db"
     } else {
@@ -396,11 +381,6 @@ async fn main() -> Result<(), BoxError> {
     println!("SQLite database: {}", path.display());
     println!("Demo user: {DEMO_EMAIL} / password: {DEMO_PASSWORD}");
 
-    let port = match std::env::var("PORT") {
-        _ if smoke => 0, // any free port
-        Ok(port) => port.parse().map_err(|e| format!("PORT={port:?}: {e}"))?,
-        Err(_) => 3000,
-    };
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
     let addr = listener.local_addr()?;
     println!("Listening on http://{addr}");
@@ -423,13 +403,13 @@ const SMOKE_USER_AGENT: &str = "axum-app-smoke/1.0 <probe>";
 
 /// Wrong password, sign in, security page, sign out, over real HTTP; then checks the audit rows.
 async fn smoke_test(addr: SocketAddr, state: &AppState) -> Result<(), BoxError> {
-    let wrong = form(&[("email", DEMO_EMAIL), ("password", "guess")]);
-    let (status, _, body) = request(addr, "POST", "/sign-in", None, Some(&wrong)).await?;
+    let wrong = credentials("guess");
+    let (status, _, body) = request(addr, "POST", "/sign-in", "", &wrong).await?;
     assert_eq!(status, 401, "wrong password");
     assert!(body.contains(BAD_CREDENTIALS));
 
-    let right = form(&[("email", DEMO_EMAIL), ("password", DEMO_PASSWORD)]);
-    let (status, head, _) = request(addr, "POST", "/sign-in", None, Some(&right)).await?;
+    let right = credentials(DEMO_PASSWORD);
+    let (status, head, _) = request(addr, "POST", "/sign-in", "", &right).await?;
     assert_eq!(status, 303, "sign in");
     let cookie = head
         .lines()
@@ -439,13 +419,13 @@ async fn smoke_test(addr: SocketAddr, state: &AppState) -> Result<(), BoxError> 
         .ok_or("no session cookie")?
         .to_owned();
 
-    let (status, _, body) = request(addr, "GET", "/security", Some(&cookie), None).await?;
+    let (status, _, body) = request(addr, "GET", "/security", &cookie, "").await?;
     assert_eq!(status, 200, "security page");
     assert!(body.contains("<td>failed_login</td>") && body.contains("&lt;probe&gt;"));
 
-    let (status, _, _) = request(addr, "POST", "/sign-out", Some(&cookie), Some("")).await?;
+    let (status, _, _) = request(addr, "POST", "/sign-out", &cookie, "").await?;
     assert_eq!(status, 303, "sign out");
-    let (status, _, _) = request(addr, "GET", "/security", Some(&cookie), None).await?;
+    let (status, _, _) = request(addr, "GET", "/security", &cookie, "").await?;
     assert_eq!(status, 401, "security page after sign-out");
 
     let rows = audit::Entity::find()
@@ -457,7 +437,7 @@ async fn smoke_test(addr: SocketAddr, state: &AppState) -> Result<(), BoxError> 
         println!(
             "  #{} {:<12} count={} ip={} ua={:?} at={}",
             row.id,
-            row.action,
+            row.action.as_str(),
             row.sign_in_count,
             row.remote_ip.as_deref().unwrap_or("-"),
             row.user_agent.as_deref().unwrap_or("-"),
@@ -482,48 +462,210 @@ async fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
-    cookie: Option<&str>,
-    form: Option<&str>,
+    cookie: &str,
+    form: &str,
 ) -> Result<(u16, String, String), BoxError> {
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: {SMOKE_USER_AGENT}\r\nConnection: close\r\n"
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: {SMOKE_USER_AGENT}\r\n\
+         Cookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
     );
-    if let Some(cookie) = cookie {
-        request.push_str(&format!("Cookie: {cookie}\r\n"));
-    }
-    if let Some(form) = form {
-        request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
-        request.push_str(&format!("Content-Length: {}\r\n\r\n{form}", form.len()));
-    } else {
-        request.push_str("\r\n");
-    }
     let mut stream = TcpStream::connect(addr).await?;
     stream.write_all(request.as_bytes()).await?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
+    stream.read_to_string(&mut response).await?; // the server closes: `Connection: close`
     let (head, body) = response
         .split_once("\r\n\r\n")
         .ok_or("truncated response")?;
-    let status = head.split(' ').nth(1).ok_or("no status")?.parse()?;
+    let status = head.split(' ').nth(1).ok_or("no status line")?.parse()?;
     Ok((status, head.to_owned(), body.to_owned()))
 }
 
-/// `application/x-www-form-urlencoded`.
-fn form(fields: &[(&str, &str)]) -> String {
-    let encode = |s: &str| -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                    (b as char).to_string()
-                }
-                b' ' => "+".to_owned(),
-                b => format!("%{b:02X}"),
-            })
-            .collect()
-    };
-    let pairs: Vec<String> = fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect();
-    pairs.join("&")
+/// The sign-in form of the demo user, URL-encoded.
+fn credentials(password: &str) -> String {
+    format!(
+        "email={}&password={password}",
+        DEMO_EMAIL.replace('@', "%40")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{Body, to_bytes};
+    use axum::extract::connect_info::MockConnectInfo;
+    use axum::http::Request;
+    use axum::http::header::LOCATION;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    const UA: &str = "Mozilla/5.0 <script>alert(1)</script>";
+
+    /// The app on a fresh SQLite file; the directory lives as long as the state is used.
+    async fn state(config: ClientConfig) -> (AppState, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
+        let db = Database::connect(url).await.unwrap();
+        (AppState::new(db, config).await.unwrap(), dir)
+    }
+
+    /// Sends one request from `peer`, as `into_make_service_with_connect_info` would.
+    async fn send(
+        state: &AppState,
+        peer: &str,
+        request: axum::http::request::Builder,
+        form: Option<String>,
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut request = request.header("user-agent", UA);
+        if form.is_some() {
+            request = request.header("content-type", "application/x-www-form-urlencoded");
+        }
+        let request = request.body(Body::from(form.unwrap_or_default())).unwrap();
+        let peer: SocketAddr = peer.parse().unwrap();
+        let response = app(state.clone())
+            .layer(MockConnectInfo(peer))
+            .oneshot(request)
+            .await
+            .unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    fn get(path: &str, cookie: &str) -> axum::http::request::Builder {
+        Request::get(path).header("cookie", cookie)
+    }
+
+    fn post(path: &str, cookie: &str) -> axum::http::request::Builder {
+        Request::post(path).header("cookie", cookie)
+    }
+
+    async fn audit_rows(state: &AppState) -> Vec<audit::Model> {
+        let query = audit::Entity::find().order_by_asc(audit::Column::Id);
+        query.all(&state.db).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn wrong_password_is_refused_and_recorded() {
+        let (state, _dir) = state(ClientConfig::new()).await;
+        let (status, headers, body) = send(
+            &state,
+            "203.0.113.7:40000",
+            post("/sign-in", ""),
+            Some(credentials("guess")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body.contains(BAD_CREDENTIALS));
+        assert!(headers.get(SET_COOKIE).is_none());
+
+        let rows = audit_rows(&state).await;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].action, Action::FailedLogin);
+        assert_eq!(rows[0].sign_in_count, 0);
+        assert_eq!(rows[0].remote_ip.as_deref(), Some("203.0.113.7"));
+        assert_eq!(rows[0].user_agent.as_deref(), Some(UA));
+    }
+
+    #[tokio::test]
+    async fn unknown_email_gets_the_same_answer_and_records_nothing() {
+        let (state, _dir) = state(ClientConfig::new()).await;
+        let peer = "203.0.113.7:40000";
+        let (_, _, wrong) = send(&state, peer, post("/sign-in", ""), Some(credentials("x"))).await;
+        let unknown = Some("email=nobody%40example.com&password=x".to_owned());
+        let (status, _, body) = send(&state, peer, post("/sign-in", ""), unknown).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // Identical but for the email echoed back into the form.
+        assert_eq!(body.replace("nobody@example.com", DEMO_EMAIL), wrong);
+        let actions: Vec<Action> = audit_rows(&state).await.iter().map(|r| r.action).collect();
+        assert_eq!(actions, [Action::FailedLogin]); // the wrong password's row only
+    }
+
+    #[tokio::test]
+    async fn sign_in_security_page_sign_out() {
+        let (state, _dir) = state(ClientConfig::new()).await;
+        let peer = "[2001:db8::5]:50000";
+        let (status, _, _) = send(&state, peer, get("/security", ""), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        send(
+            &state,
+            peer,
+            post("/sign-in", ""),
+            Some(credentials("guess")),
+        )
+        .await;
+
+        let form = Some(credentials(DEMO_PASSWORD));
+        let (status, headers, _) = send(&state, peer, post("/sign-in", ""), form).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers[LOCATION], "/");
+        let set_cookie = headers[SET_COOKIE].to_str().unwrap();
+        assert!(set_cookie.starts_with("sid=") && set_cookie.contains("HttpOnly"));
+        let cookie = set_cookie.split(';').next().unwrap();
+
+        let (status, _, body) = send(&state, peer, get("/", cookie), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("Welcome, demo@example.com! This is your first sign-in."));
+
+        let (status, _, body) = send(&state, peer, get("/security", cookie), None).await;
+        assert_eq!(status, StatusCode::OK);
+        let login = body.find("<td>login</td>").unwrap();
+        let failed = body.find("<td>failed_login</td>").unwrap();
+        assert!(login < failed, "newest first");
+        assert!(body.contains("<td>2001:db8::5</td>"));
+        assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!body.contains("<script>"));
+
+        let (status, headers, _) = send(&state, peer, post("/sign-out", cookie), None).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(headers[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+        let (status, _, _) = send(&state, peer, get("/security", cookie), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+        let rows = audit_rows(&state).await;
+        let actions: Vec<Action> = rows.iter().map(|row| row.action).collect();
+        assert_eq!(
+            actions,
+            [Action::FailedLogin, Action::Login, Action::Logout]
+        );
+        for row in &rows {
+            assert_eq!(row.remote_ip.as_deref(), Some("2001:db8::5"));
+            assert_eq!(row.user_agent.as_deref(), Some(UA));
+        }
+        assert_eq!(rows[2].sign_in_count, 1);
+        assert_eq!(rows[2].last_sign_in_ip.as_deref(), Some("2001:db8::5"));
+    }
+
+    #[tokio::test]
+    async fn behind_a_trusted_proxy_the_forwarded_client_is_recorded() {
+        let config = ClientConfig::new().trust_proxy("10.0.0.0/8").unwrap();
+        let (state, _dir) = state(config).await;
+        let request = post("/sign-in", "").header("x-forwarded-for", "198.51.100.23, 10.0.0.2");
+        let form = Some(credentials(DEMO_PASSWORD));
+        let (status, _, _) = send(&state, "10.0.0.1:443", request, form).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let rows = audit_rows(&state).await;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].action, Action::Login);
+        assert_eq!(rows[0].remote_ip.as_deref(), Some("198.51.100.23"));
+        assert_eq!(rows[0].current_sign_in_ip.as_deref(), Some("198.51.100.23"));
+
+        // A second sign-in, straight from a client: the proxy's header is ignored, and the
+        // welcome page shows the sign-in before.
+        let request = post("/sign-in", "").header("x-forwarded-for", "192.0.2.1");
+        let form = Some(credentials(DEMO_PASSWORD));
+        let (_, headers, _) = send(&state, "203.0.113.9:5000", request, form).await;
+        let cookie = headers[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap();
+        let (_, _, body) = send(&state, "203.0.113.9:5000", get("/", cookie), None).await;
+        assert!(body.contains("Sign-in #2. Previous sign-in: "));
+        assert!(body.contains(" from 198.51.100.23."));
+        let rows = audit_rows(&state).await;
+        assert_eq!(rows[1].remote_ip.as_deref(), Some("203.0.113.9"));
+    }
 }

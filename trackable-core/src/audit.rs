@@ -596,6 +596,9 @@ where
     let now = Utc::now();
     let since = now - chrono::TimeDelta::hours(1);
     let ip = "192.0.2.1";
+    // A retention batch: rows older than 30 days, resuming after a row of the day before.
+    let cut_off = now - chrono::TimeDelta::days(30);
+    let cursor = Some((cut_off - chrono::TimeDelta::days(1), 0));
     let statements = [
         ("history", tables.history(backend, id.clone(), None, 51)),
         (
@@ -637,15 +640,15 @@ where
         ("lockout_state", tables.lock_state(backend, id.clone())),
         (
             "purge_batch",
-            crate::retention::audit_batch(backend, &tables, true, since, Some((since, 0)), 1000),
+            crate::retention::audit_batch(backend, &tables, true, cut_off, cursor, 1000),
         ),
         (
             "purge_unknown_batch",
-            crate::retention::unknown_batch(backend, &tables, since, Some((since, 0)), 1000),
+            crate::retention::unknown_batch(backend, &tables, cut_off, cursor, 1000),
         ),
         (
             "anonymize_batch",
-            crate::retention::audit_batch(backend, &tables, false, since, Some((since, 0)), 1000),
+            crate::retention::audit_batch(backend, &tables, false, cut_off, cursor, 1000),
         ),
     ];
     let mut plans = Vec::with_capacity(statements.len());

@@ -60,15 +60,29 @@ pub(crate) fn check<'a>(input: &'a Input<'a>) -> syn::Result<Checked<'a>> {
                 );
             }
         }
-        attrs.table.as_ref().map(|table| {
+        attrs.table.as_ref().and_then(|table| {
             let module = match &attrs.module {
                 Some(module) => module.value.clone(),
-                None => Ident::new(&table.value.value(), table.value.span()),
+                // The table name is ASCII letters, digits and `_` by now, but may still be a
+                // keyword (`type`) or `_`.
+                None => match table.value.parse::<Ident>() {
+                    Ok(module) => module,
+                    Err(_) => {
+                        cx.error(
+                            table.value.span(),
+                            format!(
+                                "`{}` cannot name the audit entity's module: add `module = \"...\"` with a Rust identifier",
+                                table.value.value()
+                            ),
+                        );
+                        return None;
+                    }
+                },
             };
-            Mode::Table {
+            Some(Mode::Table {
                 table: table.value.clone(),
                 module,
-            }
+            })
         })
     } else if attrs.module.is_some() {
         // `module` alone says table mode was meant: checking the fields of fields mode would

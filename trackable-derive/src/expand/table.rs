@@ -20,6 +20,7 @@ pub(super) fn expand(input: &Checked<'_>, table: &LitStr, module: &Ident) -> Par
     };
     let items = quote! {
         #[doc = #doc]
+        #[allow(non_snake_case)]
         #vis mod #module {
             // sea-orm's derives name `sea_orm::...`; this makes that resolve to our re-export.
             use #krate::__private::sea_orm;
