@@ -561,27 +561,55 @@ async fn count(ctx: &Ctx, op: Op, n: u64) -> Counts {
     snapshot(ctx.backend)
 }
 
+/// CPU time used so far by every thread of this process (the SQLite worker threads
+/// included), from the scheduler's per-thread statistics; `None` where they are missing.
+fn process_cpu() -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
+struct Timing {
+    /// Median wall time per event.
+    median: Duration,
+    /// Client-side CPU time per event, over all rounds.
+    cpu: Option<Duration>,
+}
+
 /// Median per-event time of each op, over `rounds` rounds of `batch` events per op, the order
 /// of the ops rotating from round to round.
-async fn interleaved(ctx: &Ctx, ops: &[Op], rounds: usize, batch: usize) -> Vec<Duration> {
+async fn interleaved(ctx: &Ctx, ops: &[Op], rounds: usize, batch: usize) -> Vec<Timing> {
     let mut samples = vec![Vec::with_capacity(rounds); ops.len()];
+    let mut cpu = vec![Some(Duration::ZERO); ops.len()];
     let mut i = 0;
     for round in 0..rounds {
         for k in 0..ops.len() {
             let j = (round + k) % ops.len();
+            let cpu_before = process_cpu();
             let start = Instant::now();
             for _ in 0..batch {
                 ctx.run(ops[j], i).await;
                 i += 1;
             }
             samples[j].push(start.elapsed() / batch as u32);
+            cpu[j] = match (cpu[j], cpu_before, process_cpu()) {
+                (Some(sum), Some(before), Some(after)) => Some(sum + after.saturating_sub(before)),
+                _ => None,
+            };
         }
     }
     samples
         .into_iter()
-        .map(|mut s| {
+        .zip(cpu)
+        .map(|(mut s, cpu)| {
             s.sort();
-            s[s.len() / 2]
+            Timing {
+                median: s[s.len() / 2],
+                cpu: cpu.map(|c| c / (rounds * batch) as u32),
+            }
         })
         .collect()
 }
@@ -595,7 +623,10 @@ fn main() {
     tracing::subscriber::set_global_default(subscriber).expect("subscriber");
 
     // `cargo bench` passes --bench; `cargo test --benches` does not, and gets a quick run.
-    let full = std::env::args().any(|a| a == "--bench");
+    // Under a profiler (`--profile-time`), only the criterion loops run.
+    let args: Vec<String> = std::env::args().collect();
+    let full = args.iter().any(|a| a == "--bench");
+    let profiling = args.iter().any(|a| a == "--profile-time");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -636,6 +667,9 @@ fn main() {
         }
     }
 
+    if profiling {
+        return;
+    }
     let (n, rounds, batch) = if full { (200, 40, 25) } else { (10, 2, 2) };
     println!("\nStatements per event (counted over {n} events, after a warm-up)\n");
     println!("| backend | operation | variant | statements per event |");
@@ -658,26 +692,31 @@ fn main() {
     println!(
         "\nInterleaved: median per event over {rounds} rounds of {batch} events per variant\n"
     );
-    println!("| backend | operation | variant | median µs/event | events/s | trackable vs this |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| backend | operation | variant | median µs/event | events/s | trackable's throughput vs this | client CPU µs/event |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for backend in &backends {
         for comparison in &COMPARISONS {
-            let medians = rt.block_on(interleaved(&backend.ctx, comparison.ops, rounds, batch));
-            let ours = medians[0];
-            for (&op, &median) in comparison.ops.iter().zip(&medians) {
+            let timings = rt.block_on(interleaved(&backend.ctx, comparison.ops, rounds, batch));
+            let ours = timings[0].median;
+            for (&op, timing) in comparison.ops.iter().zip(&timings) {
                 let ratio = if op == comparison.ops[0] {
                     "".to_owned()
                 } else {
-                    format!("{:.2}×", median.as_secs_f64() / ours.as_secs_f64())
+                    format!("{:.2}×", timing.median.as_secs_f64() / ours.as_secs_f64())
                 };
                 println!(
-                    "| {} | {} | {} | {:.1} | {:.0} | {} |",
+                    "| {} | {} | {} | {:.1} | {:.0} | {} | {} |",
                     backend.name,
                     comparison.name,
                     op.label(),
-                    micros(median),
-                    1.0 / median.as_secs_f64(),
-                    ratio
+                    micros(timing.median),
+                    1.0 / timing.median.as_secs_f64(),
+                    ratio,
+                    timing
+                        .cpu
+                        .map_or("n/a".to_owned(), |c| format!("{:.1}", micros(c))),
                 );
             }
         }

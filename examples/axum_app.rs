@@ -23,12 +23,12 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Schema, Set, TransactionTrait,
+    QueryFilter, QueryOrder, Schema, Set, TransactionTrait,
 };
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use trackable_core::{Action, ClientConfig, ClientInfo, Trackable, Tracker};
+use trackable_core::{Action, ClientConfig, ClientInfo, HashKey, Lockout, Trackable, Tracker};
 use uuid::Uuid;
 
 /// The users of the app. `#[trackable(table = ...)]` generates the audit entity
@@ -69,6 +69,8 @@ type BoxError = Box<dyn Error + Send + Sync>;
 struct AppState {
     db: DatabaseConnection,
     tracker: Tracker,
+    /// 5 failed sign-ins within 15 minutes lock the account (or block the IP) for 15 minutes.
+    lockout: Lockout,
     /// How the client IP is found; handed to the `ClientInfo` extractor as an extension.
     client_config: Arc<ClientConfig>,
     /// Session id (the cookie value) -> user id.
@@ -94,9 +96,13 @@ impl AppState {
         .insert(&db)
         .await?;
         let dummy_hash = hash_password(Uuid::new_v4().to_string()).await?.into();
+        // Hashes the emails of failed sign-ins that match no account. Load it from your
+        // secret store: a new key at each start (as here) makes old hashes unmatched.
+        let key = [*Uuid::new_v4().as_bytes(), *Uuid::new_v4().as_bytes()].concat();
         Ok(Self {
             db,
-            tracker: Tracker::new(),
+            tracker: Tracker::new().identifier_key(HashKey::new(key)?),
+            lockout: Lockout::default(),
             client_config: Arc::new(client_config),
             sessions: Arc::default(),
             dummy_hash,
@@ -184,8 +190,25 @@ async fn sign_in(
         .one(&state.db)
         .await?;
 
-    // ---- Checks before the password (account lockout, rate limits) go here. ----
-    // They must answer like a wrong password, and be skipped for an unknown email.
+    // Lockout, before the password: an IP with too many failures (known emails and unknown
+    // ones alike) or a locked account gets the same answer as a wrong password.
+    let refused = || sign_in_page(StatusCode::UNAUTHORIZED, &form.email, Some(BAD_CREDENTIALS));
+    if let Some(ip) = client.ip() {
+        let ip_check = state
+            .lockout
+            .check_ip::<user::Model>(&state.tracker, &state.db, ip);
+        if !ip_check.await?.is_allowed() {
+            return Ok(refused());
+        }
+    }
+    if let Some(user) = &user {
+        let user_check = state
+            .lockout
+            .check_user(&state.tracker, &state.db, user, &client);
+        if !user_check.await?.is_allowed() {
+            return Ok(refused());
+        }
+    }
 
     let hash = user.as_ref().map_or_else(
         || state.dummy_hash.to_string(),
@@ -194,11 +217,21 @@ async fn sign_in(
     let user = match (user, verify_password(form.password, hash).await?) {
         (Some(user), true) => user,
         (user, _) => {
-            // Only a known user has an audit trail to record the failure in.
             if let Some(user) = user {
                 state
                     .tracker
                     .failed_login(&state.db, &user, &client)
+                    .await?;
+                // Locks the account now if this failure reached the threshold.
+                state
+                    .lockout
+                    .check_user(&state.tracker, &state.db, &user, &client)
+                    .await?;
+            } else {
+                // Counted for the IP; the email is kept only as a keyed hash.
+                state
+                    .tracker
+                    .failed_login_unknown::<user::Model>(&state.db, form.email.trim(), &client)
                     .await?;
             }
             let page = sign_in_page(StatusCode::UNAUTHORIZED, &form.email, Some(BAD_CREDENTIALS));
@@ -242,12 +275,9 @@ async fn security(State(state): State<AppState>, headers: HeaderMap) -> Result<R
             "<p><a href=\"/\">Sign in</a> to see your recent activity.</p>",
         ));
     };
-    let events = audit::Entity::find()
-        .filter(audit::Column::UserId.eq(user.id))
-        .order_by_desc(audit::Column::Id) // newest first
-        .limit(20)
-        .all(&state.db)
-        .await?;
+    // Newest first; pass `history.next` as `before` for the following page.
+    let history = state.tracker.history(&state.db, &user, None, 20).await?;
+    let events = history.events;
     let rows: String = events
         .iter()
         .map(|row| {

@@ -282,3 +282,31 @@ pub mod strict_user {
         }
     }
 }
+
+/// Table mode with `trackable_core` renamed (`crate = "..."`, a relative path) and a key type
+/// written through an alias.
+pub mod aliased {
+    use sea_orm::entity::prelude::*;
+    use trackable_core as tc;
+
+    /// The key type, under a local name.
+    pub type MemberId = i64;
+
+    /// A user.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, tc::Trackable)]
+    #[sea_orm(table_name = "aliased_users")]
+    #[trackable(crate = "tc", table = "aliased_events")]
+    pub struct Model {
+        /// Primary key.
+        #[sea_orm(primary_key)]
+        pub id: MemberId,
+        /// Sign-in name.
+        pub email: String,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

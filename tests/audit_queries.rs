@@ -100,10 +100,7 @@ async fn history_pages_newest_first_with_a_stable_cursor() {
             .login(&db.db, &ada, &client("192.0.2.9"))
             .await
             .unwrap();
-        let second = tracker
-            .history(&db.db, &ada, first.next, 10)
-            .await
-            .unwrap();
+        let second = tracker.history(&db.db, &ada, first.next, 10).await.unwrap();
         assert_eq!(second.events, all[10..20]);
         let third = tracker
             .history(&db.db, &ada, second.next, 10)
@@ -224,10 +221,7 @@ async fn failed_logins_within_a_window_per_user_and_per_ip() {
                 .unwrap(),
             6
         );
-        let rows = tracker
-            .failed_logins(&db.db, &ada, since, 3)
-            .await
-            .unwrap();
+        let rows = tracker.failed_logins(&db.db, &ada, since, 3).await.unwrap();
         assert_eq!(rows.len(), 3);
         assert!(rows.iter().all(|r| r.action == Action::FailedLogin));
         assert!(rows.windows(2).all(|w| w[0].id > w[1].id), "newest first");
@@ -358,7 +352,11 @@ async fn unknown_identifiers_are_stored_only_as_a_keyed_hash() {
         assert_eq!(hashes.len(), 4);
         let eve = hashes[0].clone().unwrap();
         assert!(eve.starts_with("hmac:") && eve.len() == 37, "{eve}");
-        assert_eq!(hashes[1].as_deref(), Some(eve.as_str()), "same identifier, same hash");
+        assert_eq!(
+            hashes[1].as_deref(),
+            Some(eve.as_str()),
+            "same identifier, same hash"
+        );
         assert_ne!(hashes[2].as_deref(), Some(eve.as_str()));
         assert_eq!(hashes[3], None, "no key: no trace of the identifier");
         // A hash of the identifier is not the hash of an IP under the same key.
@@ -397,9 +395,18 @@ async fn unknown_identifiers_are_stored_only_as_a_keyed_hash() {
 const EXPECTED: [(&str, &[&str]); 12] = [
     ("history", &["idx_member_events_user_id_id"]),
     ("history_before", &["idx_member_events_user_id_id"]),
-    ("last_login", &["idx_member_events_user_id_action_inserted_at"]),
-    ("failed_logins_user", &["idx_member_events_user_id_action_inserted_at"]),
-    ("failed_logins_user_rows", &["idx_member_events_user_id_action_inserted_at"]),
+    (
+        "last_login",
+        &["idx_member_events_user_id_action_inserted_at"],
+    ),
+    (
+        "failed_logins_user",
+        &["idx_member_events_user_id_action_inserted_at"],
+    ),
+    (
+        "failed_logins_user_rows",
+        &["idx_member_events_user_id_action_inserted_at"],
+    ),
     (
         "failed_logins_ip",
         &[
@@ -408,13 +415,25 @@ const EXPECTED: [(&str, &[&str]); 12] = [
         ],
     ),
     ("is_new_ip", &["idx_member_events_user_id_action_remote_ip"]),
-    ("new_ip_hook", &["idx_member_events_user_id_action_remote_ip"]),
-    ("lockout_state", &["idx_member_events_user_id_action_inserted_at"]),
+    (
+        "new_ip_hook",
+        &["idx_member_events_user_id_action_remote_ip"],
+    ),
+    (
+        "lockout_state",
+        &["idx_member_events_user_id_action_inserted_at"],
+    ),
     (
         "purge_batch",
-        &["idx_member_events_inserted_at_id", "idx_member_events_user_id_id"],
+        &[
+            "idx_member_events_inserted_at_id",
+            "idx_member_events_user_id_id",
+        ],
     ),
-    ("purge_unknown_batch", &["idx_member_events_unknown_inserted_at_id"]),
+    (
+        "purge_unknown_batch",
+        &["idx_member_events_unknown_inserted_at_id"],
+    ),
     ("anonymize_batch", &["idx_member_events_inserted_at_id"]),
 ];
 
@@ -558,7 +577,11 @@ async fn every_query_uses_an_index_of_the_migration() {
                     .lines()
                     .any(|line| line.contains("type=ALL") && !line.contains(" <")),
             };
-            assert!(!full_scan, "{:?} {query} scans a table:\n{}", db.backend, plan.plan);
+            assert!(
+                !full_scan,
+                "{:?} {query} scans a table:\n{}",
+                db.backend, plan.plan
+            );
         }
     }
 }

@@ -215,7 +215,11 @@ async fn concurrent_checks_past_the_threshold_agree() {
             // no user-row lock on SQLite: a racing duplicate is possible, and harmless
             assert!(recorded >= 1);
         } else {
-            assert_eq!(recorded, 1, "{:?}: one lock under the user-row lock", db.backend);
+            assert_eq!(
+                recorded, 1,
+                "{:?}: one lock under the user-row lock",
+                db.backend
+            );
         }
     }
 }

@@ -345,3 +345,29 @@ async fn a_rolled_back_transaction_leaves_nothing_behind() {
         assert_eq!(row.sign_in_count, 2);
     }
 }
+
+#[tokio::test]
+async fn a_renamed_crate_path_and_an_aliased_key_type() {
+    use trackable::models::aliased;
+    for db in all_backends(1).await.unwrap() {
+        create_table(&db.db, aliased::Entity).await.unwrap();
+        aliased::Model::migration().up(&db.db).await.unwrap();
+        let user = aliased::ActiveModel {
+            email: Set("alias@example.com".into()),
+            ..Default::default()
+        }
+        .insert(&db.db)
+        .await
+        .unwrap();
+        let row = trackable_core::track_login(&db.db, &user, &client("192.0.2.1"))
+            .await
+            .unwrap();
+        assert_eq!((row.user_id, row.sign_in_count), (user.id, 1));
+        let rows = user
+            .find_related(aliased::aliased_events::Entity)
+            .all(&db.db)
+            .await
+            .unwrap();
+        assert_eq!(rows, vec![row]);
+    }
+}

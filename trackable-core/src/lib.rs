@@ -157,6 +157,100 @@
 //! # fn main() {}
 //! ```
 //!
+//! # Security features
+//!
+//! Table mode keeps every event, so the audit trail answers security questions. The queries
+//! are methods of [`Tracker`], bounded by [`AuditTrail`]: the derive implements it in table
+//! mode only, so they do not compile for a fields-mode model.
+//!
+//! | query | answers | index |
+//! |---|---|---|
+//! | [`Tracker::history`] | a user's events, newest first, by pages (cursor = the last `id` seen) | `(user_id, id)` |
+//! | [`Tracker::last_login`] | a user's latest login row | `(user_id, action, inserted_at)` |
+//! | [`Tracker::count_failed_logins`], [`Tracker::failed_logins`] | a user's failed logins since a time | `(user_id, action, inserted_at)` |
+//! | [`Tracker::count_failed_logins_from`] | an IP's failed logins since a time, unknown identifiers included | `(remote_ip, action, inserted_at)` and `<table>_unknown (remote_ip, inserted_at)` |
+//! | [`Tracker::is_new_ip`] | whether a user never signed in from an IP | `(user_id, action, remote_ip)` |
+//!
+//! IPs passed to a query go through the tracker's [`IpPolicy`] first, so they match what was
+//! stored. Every query is one statement served by an index that the
+//! [migration](Trackable::migration) creates; [`explain_audit_queries`] shows the plans on your
+//! database, and a test checks them on every backend. For example (10,000 users):
+//!
+//! ```text
+//! -- history, SQLite (EXPLAIN QUERY PLAN)
+//! SEARCH member_events USING INDEX idx_member_events_user_id_id (user_id=?)
+//! -- history, PostgreSQL (EXPLAIN)
+//! Limit  (cost=0.29..190.60 rows=51 width=94)
+//!   ->  Index Scan Backward using idx_member_events_user_id_id on member_events
+//!         Index Cond: (user_id = 4)
+//!
+//! -- failed logins of an IP, SQLite
+//! CO-ROUTINE f
+//!   COMPOUND QUERY
+//!     LEFT-MOST SUBQUERY
+//!       SEARCH member_events USING COVERING INDEX idx_member_events_remote_ip_action_inserted_at (remote_ip=? AND action=? AND inserted_at>?)
+//!     UNION ALL
+//!       SEARCH member_events_unknown USING COVERING INDEX idx_member_events_unknown_remote_ip_inserted_at (remote_ip=? AND inserted_at>?)
+//! SCAN f
+//! -- failed logins of an IP, PostgreSQL
+//! Aggregate
+//!   ->  Append
+//!         ->  Index Only Scan using idx_member_events_remote_ip_action_inserted_at on member_events
+//!               Index Cond: ((remote_ip = '192.0.2.1'::text) AND (action = 'failed_login'::text) AND (inserted_at >= '...'))
+//!         ->  Index Only Scan using idx_member_events_unknown_remote_ip_inserted_at on member_events_unknown
+//!               Index Cond: ((remote_ip = '192.0.2.1'::text) AND (inserted_at >= '...'))
+//!
+//! -- is the IP new, SQLite / PostgreSQL
+//! SEARCH member_events USING COVERING INDEX idx_member_events_user_id_action_remote_ip (user_id=? AND action=? AND remote_ip=?)
+//! Limit
+//!   ->  Index Only Scan using idx_member_events_user_id_action_remote_ip on member_events
+//!         Index Cond: ((user_id = 4) AND (action = 'login'::text) AND (remote_ip = '192.0.2.1'::text))
+//!
+//! -- a purge batch, PostgreSQL
+//! Limit
+//!   ->  Index Scan using idx_member_events_inserted_at_id on member_events a
+//!         Index Cond: ((inserted_at < '...') AND (inserted_at >= '...'))
+//!         Filter: ((inserted_at > '...') OR (id > '0'::bigint))
+//!         SubPlan 1
+//!           ->  Limit
+//!                 ->  Index Only Scan Backward using idx_member_events_user_id_id on member_events b
+//!                       Index Cond: (user_id = a.user_id)
+//! ```
+//!
+//! **Failed logins for unknown identifiers.** [`Tracker::failed_login_unknown`] records a
+//! failed login whose identifier matched no user, in table `<table>_unknown` (created by the
+//! same migration), with the identifier only as a keyed hash (HMAC-SHA256 under
+//! [`Tracker::identifier_key`]), so per-IP counts see username guessing.
+//!
+//! **Lockout.** [`Lockout`] (threshold, window, cool-off) decides from the audit trail whether
+//! an account is locked ([`Lockout::check_user`], which records the `lock` event when the
+//! threshold is reached) or an IP blocked ([`Lockout::check_ip`]), and answers
+//! [`LockDecision::Allow`], [`LockDecision::Lock`] or [`LockDecision::Locked`]. Its
+//! documentation shows the login handler that uses it.
+//!
+//! **Retention.** [`purge_audit_trail`] deletes rows older than a cut-off, and
+//! [`anonymize_audit_ips`] rewrites their IPs under an [`IpPolicy`], both in bounded batches of
+//! short transactions, safe while logins are tracked. The purge never deletes a user's latest
+//! row: it carries the sign-in state that the next event continues from.
+//!
+//! **Events.** Every tracked event, including a failed login for an unknown identifier, is a
+//! `tracing` event with target `trackable` and the fields `action`, `user_id`, `ip` (after the
+//! [`IpPolicy`]; empty when none is stored) and `outcome` (`recorded`, `skipped` for the
+//! events that fields mode does not store, `failed` with `error`):
+//!
+//! ```text
+//!  INFO trackable: sign-in event action="login" user_id="1" ip="203.0.113.0" outcome="recorded"
+//!  INFO trackable: sign-in event action="failed_login" user_id="" ip="203.0.113.0" outcome="recorded" unknown_identifier=true
+//! ```
+//!
+//! [`Tracker::on_new_ip`] sets a [`NewIpHook`], called once per login from an IP address new for
+//! the user (table mode), even under concurrent logins.
+//!
+//! **What is never recorded.** The API takes no password, token or session id, so none can
+//! reach the database or the logs: only the user's key, the action, the client IP (after its
+//! policy), the user agent (after its policy, stored but not logged) and the time. The
+//! identifier of an unknown-user failure is stored only as a keyed hash and never logged.
+//!
 //! # Features
 //!
 //! - `derive` (default): re-exports [`Trackable`](macro@Trackable) and [`sign_in_fields`].

@@ -225,7 +225,7 @@ impl Migration {
                 let mut statements = vec![backend.build(&create)];
                 for (suffix, columns) in AUDIT_INDEXES {
                     let mut index = Index::create();
-                    index.name(format!("idx_{table}_{suffix}")).table(t());
+                    index.name(index_name(table, suffix)).table(t());
                     if backend != DbBackend::MySql {
                         index.if_not_exists();
                     }
@@ -344,6 +344,11 @@ pub(crate) const UNKNOWN_INDEXES: [(&str, &[&str]); 2] = [
     ("inserted_at_id", &["inserted_at", "id"]),
 ];
 
+/// The name of index `suffix` of `table`.
+pub(crate) fn index_name(table: &str, suffix: &str) -> String {
+    format!("idx_{table}_{suffix}")
+}
+
 /// The table of failed logins whose identifier matched no user, beside audit table `table`.
 pub(crate) fn unknown_table(table: &str) -> String {
     format!("{table}_unknown")
@@ -381,7 +386,7 @@ fn unknown_up(audit: &str, backend: DbBackend) -> Vec<Statement> {
     let mut statements = vec![backend.build(&create)];
     for (suffix, columns) in UNKNOWN_INDEXES {
         let mut index = Index::create();
-        index.name(format!("idx_{table}_{suffix}")).table(t());
+        index.name(index_name(&table, suffix)).table(t());
         if backend != DbBackend::MySql {
             index.if_not_exists();
         }

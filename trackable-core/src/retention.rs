@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement};
 
 use crate::audit::{AuditTables, get};
+use crate::migration::index_name;
 use crate::sql::Sql;
 use crate::{AuditTrail, IpPolicy, Result};
 
@@ -180,8 +181,9 @@ pub(crate) fn audit_batch(
             .push(" FROM ")
             .table(tables.schema.as_deref(), tables.table)
             .push(" ")
-            .ident("b")
-            .push(" WHERE ")
+            .ident("b");
+        force_index(&mut sql, backend, tables.table, "user_id_id");
+        sql.push(" WHERE ")
             .qualified("b", "user_id")
             .push(" = ")
             .qualified("a", "user_id")
@@ -198,6 +200,7 @@ pub(crate) fn audit_batch(
         .table(tables.schema.as_deref(), tables.table)
         .push(" ")
         .ident("a");
+    force_index(&mut sql, backend, tables.table, "inserted_at_id");
     batch_tail(&mut sql, before, cursor, limit);
     sql.build()
 }
@@ -222,8 +225,21 @@ pub(crate) fn unknown_batch(
         .table(tables.schema.as_deref(), &tables.unknown)
         .push(" ")
         .ident("a");
+    force_index(&mut sql, backend, &tables.unknown, "inserted_at_id");
     batch_tail(&mut sql, before, cursor, limit);
     sql.build()
+}
+
+/// Pins the batch queries to their index on MySQL / MariaDB, whose optimizer otherwise
+/// switches to a full index scan while a purge deletes rows and the statistics drift, turning
+/// each batch into a scan of the whole table (seen on MariaDB 10.11 under concurrent
+/// logins: batches from 10 ms to 6 s). SQLite and PostgreSQL keep the range plan.
+fn force_index(sql: &mut Sql, backend: DbBackend, table: &str, suffix: &str) {
+    if backend == DbBackend::MySql {
+        sql.push(" FORCE INDEX (")
+            .ident(&index_name(table, suffix))
+            .push(")");
+    }
 }
 
 /// `WHERE inserted_at < before AND (inserted_at, id) > cursor ORDER BY inserted_at, id

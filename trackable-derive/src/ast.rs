@@ -13,12 +13,18 @@ pub(crate) struct Input<'a> {
     pub(crate) vis: &'a Visibility,
     pub(crate) attrs: ContainerAttrs,
     pub(crate) fields: Vec<Field<'a>>,
+    /// `#[sea_orm(table_name = "...")]` of the model, if written as a string literal.
+    pub(crate) table_name: Option<String>,
+    /// `#[sea_orm(schema_name = "...")]` of the model: the audit table goes beside it.
+    pub(crate) schema_name: Option<syn::LitStr>,
 }
 
 pub(crate) struct Field<'a> {
     pub(crate) ident: &'a Ident,
     pub(crate) ty: &'a Type,
     pub(crate) role: Option<Keyed<Role>>,
+    /// Its `#[trackable(...)]` was wrong: the role it meant to play is unknown.
+    pub(crate) role_error: bool,
     pub(crate) primary_key: Option<Span>,
     pub(crate) ignored: bool,
     /// The variant of the `Column` enum that DeriveEntityModel generates for this field.
@@ -26,8 +32,9 @@ pub(crate) struct Field<'a> {
 }
 
 impl<'a> Input<'a> {
-    pub(crate) fn from_syn(input: &'a DeriveInput) -> syn::Result<Input<'a>> {
-        let mut cx = Ctxt::default();
+    /// The input, with every mistake found while reading it recorded in `cx`; `None` when
+    /// the input is not a struct with named fields.
+    pub(crate) fn from_syn(cx: &mut Ctxt, input: &'a DeriveInput) -> Option<Input<'a>> {
         let named = match &input.data {
             Data::Struct(data) => match &data.fields {
                 Fields::Named(named) => Some(named),
@@ -47,7 +54,7 @@ impl<'a> Input<'a> {
                     "#[derive(Trackable)] is for a SeaORM model struct with named fields, not {kind}"
                 ),
             );
-            return cx.finish(unreachable_input(input));
+            return None;
         };
         if !input.generics.params.is_empty() {
             cx.error(
@@ -55,42 +62,50 @@ impl<'a> Input<'a> {
                 "#[derive(Trackable)] does not support generic models",
             );
         }
-        let attrs = ContainerAttrs::parse(&mut cx, &input.attrs);
+        let attrs = ContainerAttrs::parse(cx, &input.attrs);
+        let (table_name, schema_name) = sea_orm_container(&input.attrs);
         let mut fields = Vec::with_capacity(named.named.len());
         for field in &named.named {
             let Some(ident) = &field.ident else { continue };
-            let role = attr::field_role(&mut cx, &field.attrs);
+            let errors_before = cx.count();
+            let role = attr::field_role(cx, &field.attrs);
+            let role_error = cx.count() > errors_before;
             let sea = SeaOrmField::parse(&field.attrs);
             let name = ident.to_string();
             let name = name.strip_prefix("r#").unwrap_or(&name);
-            let column = sea
-                .enum_name
-                .unwrap_or_else(|| Ident::new(&name.to_upper_camel_case(), ident.span()));
+            let column = match sea.enum_name {
+                Some(column) => column,
+                // DeriveEntityModel names the variant in UpperCamelCase; some field names
+                // (`__`, `_1`) have no such form.
+                None => match syn::parse_str::<Ident>(&name.to_upper_camel_case()) {
+                    Ok(column) => Ident::new(&column.to_string(), ident.span()),
+                    Err(_) => {
+                        cx.error(
+                            ident.span(),
+                            format!("`{name}` has no UpperCamelCase form to name its column; rename the field or give `#[sea_orm(enum_name = \"...\")]`"),
+                        );
+                        continue;
+                    }
+                },
+            };
             fields.push(Field {
                 ident,
                 ty: &field.ty,
                 role,
+                role_error,
                 primary_key: sea.primary_key,
                 ignored: sea.ignore,
                 column,
             });
         }
-        cx.finish(Input {
+        Some(Input {
             ident: &input.ident,
             vis: &input.vis,
             attrs,
             fields,
+            table_name,
+            schema_name,
         })
-    }
-}
-
-/// Never returned: `Ctxt::finish` has an error by then.
-fn unreachable_input(input: &DeriveInput) -> Input<'_> {
-    Input {
-        ident: &input.ident,
-        vis: &input.vis,
-        attrs: ContainerAttrs::default(),
-        fields: Vec::new(),
     }
 }
 
@@ -129,4 +144,34 @@ impl SeaOrmField {
         }
         out
     }
+}
+
+/// `table_name` and `schema_name` of the model's `#[sea_orm(...)]`; sea-orm reports its own
+/// mistakes, so anything else is skipped.
+fn sea_orm_container(attrs: &[syn::Attribute]) -> (Option<String>, Option<syn::LitStr>) {
+    let (mut table, mut schema) = (None, None);
+    for attr in attrs.iter().filter(|attr| attr.path().is_ident("sea_orm")) {
+        let _ = attr.parse_nested_meta(|meta| {
+            if meta.input.peek(syn::Token![=]) {
+                let value: syn::Expr = meta.value()?.parse()?;
+                if let syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(lit),
+                    ..
+                }) = value
+                {
+                    if meta.path.is_ident("table_name") {
+                        table = Some(lit.value());
+                    } else if meta.path.is_ident("schema_name") {
+                        schema = Some(lit);
+                    }
+                }
+            } else if meta.input.peek(syn::token::Paren) {
+                let content;
+                syn::parenthesized!(content in meta.input);
+                content.parse::<proc_macro2::TokenStream>()?;
+            }
+            Ok(())
+        });
+    }
+    (table, schema)
 }

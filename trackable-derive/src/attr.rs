@@ -65,11 +65,14 @@ pub(crate) struct ContainerAttrs {
     pub(crate) table: Option<Keyed<LitStr>>,
     pub(crate) module: Option<Keyed<Ident>>,
     pub(crate) krate: Option<Keyed<Path>>,
+    /// Some `#[trackable(...)]` key of the struct was wrong, so the intended mode is unsure.
+    pub(crate) had_errors: bool,
 }
 
 impl ContainerAttrs {
     pub(crate) fn parse(cx: &mut Ctxt, attrs: &[Attribute]) -> Self {
         let mut out = ContainerAttrs::default();
+        let errors_before = cx.count();
         for attr in trackable_attrs(attrs) {
             let result = attr.parse_nested_meta(|meta| {
                 let Some(key) = meta.path.get_ident().map(Ident::to_string) else {
@@ -131,6 +134,7 @@ impl ContainerAttrs {
                 cx.push(error);
             }
         }
+        out.had_errors = cx.count() > errors_before;
         out
     }
 }
@@ -218,15 +222,19 @@ fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     Ok(())
 }
 
+/// Index, constraint and companion names add up to 34 bytes to the table name, and MySQL
+/// limits identifiers to 64.
+const MAX_TABLE_LEN: usize = 30;
+
 /// An SQL table name we can quote on every backend: ASCII letters, digits and `_`, not starting
-/// with a digit, at most 63 bytes (PostgreSQL's limit).
+/// with a digit, at most [`MAX_TABLE_LEN`] bytes.
 fn checked_table_name(cx: &mut Ctxt, lit: LitStr) -> Option<LitStr> {
     let name = lit.value();
     let problem = if name.is_empty() {
         Some("the audit table name is empty: write e.g. `table = \"trackables\"`".to_owned())
-    } else if name.len() > 63 {
+    } else if name.len() > MAX_TABLE_LEN {
         Some(format!(
-            "the audit table name `{name}` is longer than 63 bytes"
+            "the audit table name `{name}` is longer than {MAX_TABLE_LEN} bytes: the names of its indexes and companion objects must fit MySQL's limit of 64"
         ))
     } else if name.starts_with(|c: char| c.is_ascii_digit())
         || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -13,6 +13,7 @@ pub(crate) struct Checked<'a> {
     pub(crate) krate: Path,
     pub(crate) primary_key: &'a Field<'a>,
     pub(crate) mode: Mode<'a>,
+    pub(crate) schema_name: Option<LitStr>,
 }
 
 pub(crate) enum Mode<'a> {
@@ -24,8 +25,8 @@ pub(crate) enum Mode<'a> {
     },
 }
 
-pub(crate) fn check<'a>(input: &'a Input<'a>) -> syn::Result<Checked<'a>> {
-    let mut cx = Ctxt::default();
+/// Checks `input`, adding every mistake to `cx`; `None` when anything is wrong.
+pub(crate) fn check<'a>(cx: &mut Ctxt, input: &'a Input<'a>) -> Option<Checked<'a>> {
     let attrs = &input.attrs;
 
     let table_mode = attrs.table.is_some();
@@ -46,7 +47,7 @@ pub(crate) fn check<'a>(input: &'a Input<'a>) -> syn::Result<Checked<'a>> {
         );
     }
 
-    let primary_key = check_primary_key(&mut cx, input, table_mode);
+    let primary_key = check_primary_key(cx, input, table_mode);
 
     let mode = if table_mode {
         for field in &input.fields {
@@ -84,33 +85,35 @@ pub(crate) fn check<'a>(input: &'a Input<'a>) -> syn::Result<Checked<'a>> {
                 module,
             })
         })
-    } else if attrs.module.is_some() {
-        // `module` alone says table mode was meant: checking the fields of fields mode would
-        // only add noise to the error above.
+    } else if attrs.module.is_some() || attrs.had_errors {
+        // `module` alone says table mode was meant, and a wrong key leaves the mode unsure:
+        // checking the fields of fields mode would only add noise to the errors above.
         None
     } else {
-        check_roles(&mut cx, input).map(Mode::Fields)
+        check_roles(cx, input).map(Mode::Fields)
     };
 
     let krate = match &attrs.krate {
         Some(krate) => krate.value.clone(),
         None => parse_quote!(::trackable_core),
     };
-    match (cx.finish(()), mode, primary_key) {
-        (Err(errors), _, _) => Err(errors),
-        (Ok(()), Some(mode), Some(primary_key)) => Ok(Checked {
-            ident: input.ident,
-            vis: input.vis,
-            krate,
-            primary_key,
-            mode,
-        }),
-        // Every path that leaves the mode or the key unset records an error first.
-        (Ok(()), _, _) => Err(syn::Error::new(
-            input.ident.span(),
-            "#[derive(Trackable)] could not determine the mode or the primary key",
-        )),
+    if let (Some(table), Some(users)) = (&attrs.table, &input.table_name)
+        && table.value.value() == *users
+    {
+        cx.error(
+            table.value.span(),
+            format!("the audit table cannot be the user table `{users}`: choose another name, e.g. `{users}_events`"),
+        );
+        return None;
     }
+    Some(Checked {
+        ident: input.ident,
+        vis: input.vis,
+        krate,
+        primary_key: primary_key?,
+        mode: mode?,
+        schema_name: input.schema_name.clone(),
+    })
 }
 
 fn check_primary_key<'a>(
@@ -189,6 +192,9 @@ fn check_roles<'a>(cx: &mut Ctxt, input: &'a Input<'a>) -> Option<[&'a Field<'a>
                 ),
             ),
             Some(field) => roles.push(*field),
+            // A field whose role attribute was wrong probably meant this role: its error says
+            // enough.
+            None if input.fields.iter().any(|field| field.role_error) => {}
             None => cx.error(
                 input.ident.span(),
                 format!(

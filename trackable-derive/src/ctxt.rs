@@ -6,14 +6,21 @@ use proc_macro2::Span;
 #[derive(Default)]
 pub(crate) struct Ctxt {
     errors: Option<syn::Error>,
+    count: usize,
 }
 
 impl Ctxt {
+    /// How many errors were recorded so far.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
     pub(crate) fn error(&mut self, span: Span, message: impl Display) {
         self.push(syn::Error::new(span, message));
     }
 
     pub(crate) fn push(&mut self, error: syn::Error) {
+        self.count += 1;
         match &mut self.errors {
             Some(errors) => errors.combine(error),
             None => self.errors = Some(error),

@@ -56,10 +56,13 @@ pub fn derive_trackable(input: TokenStream) -> TokenStream {
     if input.ident == "ModelEx" {
         return TokenStream::new();
     }
-    let expanded = ast::Input::from_syn(&input)
-        .and_then(|input| check::check(&input).map(|checked| expand::expand(&checked)));
-    match expanded {
-        Ok(tokens) => tokens,
+    let mut cx = ctxt::Ctxt::default();
+    let checked = ast::Input::from_syn(&mut cx, &input).map(|parsed| {
+        let checked = check::check(&mut cx, &parsed).map(|checked| expand::expand(&checked));
+        checked
+    });
+    match cx.finish(()) {
+        Ok(()) => checked.flatten().unwrap_or_default(),
         Err(errors) => errors.to_compile_error(),
     }
     .into()

@@ -55,6 +55,12 @@ pub(crate) fn expand(args: TokenStream, mut item: ItemStruct) -> syn::Result<Tok
             pub last_sign_in_ip: Option<String>
         },
     ];
+    // On error, keep the struct as written, so that the rest of the crate still sees it and
+    // no second error about the same field follows.
+    if let Err(errors) = cx.finish(()) {
+        let errors = errors.to_compile_error();
+        return Ok(quote!(#errors #item));
+    }
     named.extend(added);
-    cx.finish(quote!(#item))
+    Ok(quote!(#item))
 }

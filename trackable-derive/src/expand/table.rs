@@ -15,6 +15,12 @@ pub(super) fn expand(input: &Checked<'_>, table: &LitStr, module: &Ident) -> Par
         table.value()
     );
     let to = LitStr::new(&format!("super::Column::{id}"), id.span());
+    // Inside the generated module, a path relative to the model's module needs `super::`.
+    let inner_krate = relative_to_child(krate);
+    let schema = input
+        .schema_name
+        .as_ref()
+        .map(|schema| quote!(#[sea_orm(schema_name = #schema)]));
     let spec = quote! {
         #krate::__private::TableSpec { id: Column::#id, table: #table }
     };
@@ -23,20 +29,21 @@ pub(super) fn expand(input: &Checked<'_>, table: &LitStr, module: &Ident) -> Par
         #[allow(non_snake_case)]
         #vis mod #module {
             // sea-orm's derives name `sea_orm::...`; this makes that resolve to our re-export.
-            use #krate::__private::sea_orm;
-            use #krate::__private::sea_orm::entity::prelude::*;
+            use #inner_krate::__private::sea_orm;
+            use #inner_krate::__private::sea_orm::entity::prelude::*;
 
             /// One tracked event and the sign-in state after it.
             #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
             #[sea_orm(table_name = #table)]
+            #schema
             pub struct Model {
                 /// Gives the events of a user their order.
                 #[sea_orm(primary_key)]
                 pub id: i64,
                 /// The user's primary key.
-                pub user_id: #user_id_ty,
+                pub user_id: super::__TrackableUserId,
                 /// The event.
-                pub action: #krate::Action,
+                pub action: #inner_krate::Action,
                 /// Number of logins so far.
                 pub sign_in_count: i64,
                 /// Time of the current session's login.
@@ -69,17 +76,20 @@ pub(super) fn expand(input: &Checked<'_>, table: &LitStr, module: &Ident) -> Par
                 User,
             }
 
+            #[automatically_derived]
             impl Related<super::Entity> for Entity {
                 fn to() -> RelationDef {
                     Relation::User.def()
                 }
             }
 
+            #[automatically_derived]
             impl ActiveModelBehavior for ActiveModel {}
 
-            impl #krate::HasSignInState for Model {
-                fn sign_in_state(&self) -> #krate::SignInState {
-                    #krate::SignInState {
+            #[automatically_derived]
+            impl #inner_krate::HasSignInState for Model {
+                fn sign_in_state(&self) -> #inner_krate::SignInState {
+                    #inner_krate::SignInState {
                         sign_in_count: self.sign_in_count,
                         current_sign_in_at: self.current_sign_in_at,
                         current_sign_in_ip: ::core::clone::Clone::clone(&self.current_sign_in_ip),
@@ -89,6 +99,10 @@ pub(super) fn expand(input: &Checked<'_>, table: &LitStr, module: &Ident) -> Par
                 }
             }
         }
+
+        // The key type, named where the model wrote it, so that any path or alias resolves.
+        #[doc(hidden)]
+        type __TrackableUserId = #user_id_ty;
 
         #[automatically_derived]
         impl #krate::AuditTrail for #model {
@@ -110,4 +124,19 @@ pub(super) fn expand(input: &Checked<'_>, table: &LitStr, module: &Ident) -> Par
         vec![(user_id_ty.clone(), format_ident!("assert_user_id"))],
         items,
     )
+}
+
+/// `path` as seen from a module nested in the one that wrote it: absolute paths (`::a`,
+/// `crate::a`) stay, relative ones (`a`, `self::a`, `super::a`) get a `super::`.
+fn relative_to_child(path: &syn::Path) -> proc_macro2::TokenStream {
+    let absolute = path.leading_colon.is_some()
+        || path
+            .segments
+            .first()
+            .is_some_and(|segment| segment.ident == "crate" || segment.ident == "$crate");
+    if absolute {
+        quote!(#path)
+    } else {
+        quote!(super::#path)
+    }
 }

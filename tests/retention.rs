@@ -1,0 +1,415 @@
+//! Retention of the audit trail: purge in batches (never a user's latest row) and IP
+//! anonymisation, also while logins are tracked concurrently. SQLite always, PostgreSQL and
+//! MySQL when configured.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Set, Statement, TransactionTrait,
+};
+use trackable::models::member::{self, member_events as events};
+use trackable::{TestDb, all_backends, create_table};
+use trackable_core::{
+    Action, ClientInfo, HasSignInState, IpPolicy, SignInState, Trackable, Tracker,
+    anonymize_audit_ips, purge_audit_trail,
+};
+
+fn client(ip: &str) -> ClientInfo {
+    ClientInfo::from_ip(ip.parse::<IpAddr>().unwrap())
+}
+
+fn at(days: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_600_000_000, 0).unwrap() + TimeDelta::days(days)
+}
+
+fn fixed(days: i64) -> Tracker {
+    Tracker::new().clock(move || at(days))
+}
+
+async fn members(connections: u32) -> Vec<TestDb> {
+    let dbs = all_backends(connections).await.unwrap();
+    for db in &dbs {
+        create_table(&db.db, member::Entity).await.unwrap();
+        member::Model::migration().up(&db.db).await.unwrap();
+    }
+    dbs
+}
+
+async fn new_member(db: &TestDb, email: &str) -> member::Model {
+    member::ActiveModel {
+        email: Set(email.into()),
+        ..Default::default()
+    }
+    .insert(&db.db)
+    .await
+    .unwrap()
+}
+
+async fn rows_of(db: &TestDb, user: &member::Model) -> Vec<events::Model> {
+    events::Entity::find()
+        .filter(events::Column::UserId.eq(user.id))
+        .order_by_asc(events::Column::Id)
+        .all(&db.db)
+        .await
+        .unwrap()
+}
+
+async fn unknown_ips(db: &TestDb) -> Vec<Option<String>> {
+    db.db
+        .query_all_raw(Statement::from_string(
+            db.backend,
+            "SELECT remote_ip FROM member_events_unknown ORDER BY id",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get("", "remote_ip").unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn purge_keeps_each_users_latest_row_and_the_state_it_carries() {
+    for db in members(2).await {
+        let active = new_member(&db, "active@example.com").await;
+        let idle = new_member(&db, "idle@example.com").await;
+        let fresh = new_member(&db, "fresh@example.com").await;
+        for day in 0..10 {
+            for user in [&active, &idle] {
+                fixed(day)
+                    .login(&db.db, user, &client("192.0.2.1"))
+                    .await
+                    .unwrap();
+            }
+            fixed(day)
+                .failed_login_unknown::<member::Model>(&db.db, "x", &client("192.0.2.9"))
+                .await
+                .unwrap();
+        }
+        for day in 100..103 {
+            fixed(day)
+                .login(&db.db, &active, &client("192.0.2.2"))
+                .await
+                .unwrap();
+            fixed(day)
+                .failed_login_unknown::<member::Model>(&db.db, "x", &client("192.0.2.9"))
+                .await
+                .unwrap();
+        }
+        fixed(100)
+            .login(&db.db, &fresh, &client("192.0.2.3"))
+            .await
+            .unwrap();
+        let idle_latest = rows_of(&db, &idle).await.pop().unwrap();
+
+        // Small batches, so the purge crosses many batch boundaries and kept rows.
+        let deleted = purge_audit_trail::<member::Model>(&db.db, at(50), 3)
+            .await
+            .unwrap();
+        // active: 10 old rows; idle: 9 of 10 (the latest stays); unknown: 10 old rows
+        assert_eq!(deleted, 10 + 9 + 10, "{:?}", db.backend);
+        let active_rows = rows_of(&db, &active).await;
+        assert_eq!(active_rows.len(), 3);
+        assert!(active_rows.iter().all(|r| r.inserted_at >= at(50)));
+        assert_eq!(rows_of(&db, &idle).await, vec![idle_latest.clone()]);
+        assert_eq!(rows_of(&db, &fresh).await.len(), 1);
+        assert_eq!(unknown_ips(&db).await.len(), 3);
+
+        // The kept row carries the state: the next login continues from it.
+        let next = fixed(200)
+            .login(&db.db, &idle, &client("192.0.2.4"))
+            .await
+            .unwrap();
+        assert_eq!(next.sign_in_count, 11);
+        assert_eq!(next.last_sign_in_at, idle_latest.current_sign_in_at);
+        assert_eq!(next.last_sign_in_ip, idle_latest.current_sign_in_ip);
+
+        // Now the old row is no longer the latest; a second purge takes it.
+        let deleted = purge_audit_trail::<member::Model>(&db.db, at(50), 1000)
+            .await
+            .unwrap();
+        assert_eq!(deleted, 1);
+        assert_eq!(rows_of(&db, &idle).await, vec![next]);
+        assert_eq!(
+            purge_audit_trail::<member::Model>(&db.db, at(50), 1000)
+                .await
+                .unwrap(),
+            0
+        );
+    }
+}
+
+#[tokio::test]
+async fn anonymize_rewrites_old_ips_only_and_later_rows_still_chain() {
+    for db in members(2).await {
+        let ada = new_member(&db, "ada@example.com").await;
+        let bob = new_member(&db, "bob@example.com").await;
+        fixed(0)
+            .login(&db.db, &ada, &client("198.51.100.7"))
+            .await
+            .unwrap();
+        fixed(1)
+            .login(&db.db, &ada, &client("2001:db8:1:2::7"))
+            .await
+            .unwrap();
+        fixed(1)
+            .failed_login(&db.db, &ada, &client("203.0.113.5"))
+            .await
+            .unwrap();
+        fixed(2)
+            .failed_login_unknown::<member::Model>(&db.db, "x", &client("203.0.113.6"))
+            .await
+            .unwrap();
+        // already hashed by its tracker's policy: not an address, left alone
+        let hashing = IpPolicy::keyed_hash(b"0123456789abcdef").unwrap();
+        let hashed = fixed(2)
+            .ip_policy(hashing.clone())
+            .login(&db.db, &bob, &client("192.0.2.1"))
+            .await
+            .unwrap();
+        fixed(100)
+            .login(&db.db, &bob, &client("192.0.2.50"))
+            .await
+            .unwrap();
+        fixed(100)
+            .failed_login_unknown::<member::Model>(&db.db, "x", &client("203.0.113.7"))
+            .await
+            .unwrap();
+
+        let changed =
+            anonymize_audit_ips::<member::Model>(&db.db, at(50), &IpPolicy::truncate(), 2)
+                .await
+                .unwrap();
+        // ada's three rows and the old unknown row; bob's old row holds hashes only
+        assert_eq!(changed, 4, "{:?}", db.backend);
+        let ada_rows = rows_of(&db, &ada).await;
+        let ips = |r: &events::Model| {
+            [
+                r.remote_ip.clone(),
+                r.current_sign_in_ip.clone(),
+                r.last_sign_in_ip.clone(),
+            ]
+        };
+        assert_eq!(
+            ips(&ada_rows[0]),
+            [
+                Some("198.51.100.0".into()),
+                Some("198.51.100.0".into()),
+                Some("198.51.100.0".into())
+            ]
+        );
+        assert_eq!(
+            ips(&ada_rows[1]),
+            [
+                Some("2001:db8:1::".into()),
+                Some("2001:db8:1::".into()),
+                Some("198.51.100.0".into())
+            ]
+        );
+        assert_eq!(ips(&ada_rows[2])[0].as_deref(), Some("203.0.113.0"));
+        let bob_rows = rows_of(&db, &bob).await;
+        assert_eq!(bob_rows[0], hashed);
+        assert_eq!(
+            bob_rows[1].remote_ip.as_deref(),
+            Some("192.0.2.50"),
+            "newer row untouched"
+        );
+        assert_eq!(
+            unknown_ips(&db).await,
+            [Some("203.0.113.0".into()), Some("203.0.113.7".into())]
+        );
+        // times and counts are never touched
+        assert_eq!(ada_rows[1].sign_in_count, 2);
+        assert_eq!(ada_rows[1].last_sign_in_at, Some(at(0)));
+
+        // Idempotent: the same policy again changes nothing.
+        assert_eq!(
+            anonymize_audit_ips::<member::Model>(&db.db, at(50), &IpPolicy::truncate(), 1000)
+                .await
+                .unwrap(),
+            0
+        );
+
+        // ada's latest row was rewritten, so her next login chains to the rewritten value.
+        let next = fixed(101)
+            .login(&db.db, &ada, &client("192.0.2.77"))
+            .await
+            .unwrap();
+        let latest = &ada_rows[2];
+        assert_eq!(next.last_sign_in_ip, latest.current_sign_in_ip);
+        assert_eq!(next.last_sign_in_ip.as_deref(), Some("2001:db8:1::"));
+        let mut state = SignInState::default();
+        for row in rows_of(&db, &ada).await {
+            state = state.apply(row.action, row.inserted_at, row.remote_ip.as_deref());
+            assert_eq!(row.sign_in_state(), state, "rows chain after anonymising");
+        }
+
+        // IpPolicy::None removes the addresses.
+        anonymize_audit_ips::<member::Model>(&db.db, at(50), &IpPolicy::None, 1000)
+            .await
+            .unwrap();
+        let first = &rows_of(&db, &ada).await[0];
+        assert_eq!(ips(first), [None, None, None]);
+        assert_eq!(unknown_ips(&db).await[0], None);
+    }
+}
+
+/// 100,000 old rows purged in batches while logins go on: no login row is lost, and the
+/// logins made during the purge carry the counts after the old ones, each once, chained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn purging_100_000_rows_while_users_sign_in_loses_no_login() {
+    const USERS: usize = 1000;
+    const PER_USER: usize = 100;
+    const BUSY: usize = 4;
+    for db in members(8).await {
+        let backend = db.backend;
+        let users = seed(&db, USERS, PER_USER).await;
+        assert_eq!(
+            events::Entity::find().count(&db.db).await.unwrap(),
+            (USERS * PER_USER) as u64
+        );
+        let db = Arc::new(db);
+        let done = Arc::new(AtomicBool::new(false));
+
+        // BUSY users sign in again and again, from the start of the purge to its end. They
+        // are not neighbours by id: on MariaDB, table-mode logins of users with adjacent
+        // ids can deadlock with each other (gap lock vs AUTO-INC lock, purge or not).
+        let busy: Vec<usize> = (0..BUSY).map(|i| i * (USERS / BUSY) + 7).collect();
+        let mut logins = Vec::new();
+        for (i, user) in busy.iter().map(|&i| users[i].clone()).enumerate() {
+            let (db, done) = (Arc::clone(&db), Arc::clone(&done));
+            logins.push(tokio::spawn(async move {
+                let tracker = Tracker::new();
+                let mut rows = Vec::new();
+                while !done.load(Ordering::SeqCst) || rows.len() < 20 {
+                    let ip = format!("10.1.{i}.{}", rows.len() % 250);
+                    rows.push(tracker.login(&db.db, &user, &client(&ip)).await.unwrap());
+                }
+                rows
+            }));
+        }
+        let purge = {
+            let db = Arc::clone(&db);
+            tokio::spawn(
+                async move { purge_audit_trail::<member::Model>(&db.db, at(1000), 1000).await },
+            )
+        };
+        let deleted = purge.await.unwrap().unwrap();
+        done.store(true, Ordering::SeqCst);
+        let mut during = Vec::new();
+        for task in logins {
+            during.push(task.await.unwrap());
+        }
+
+        let old = |user: &member::Model| {
+            let db = Arc::clone(&db);
+            let id = user.id;
+            async move {
+                events::Entity::find()
+                    .filter(events::Column::UserId.eq(id))
+                    .filter(events::Column::InsertedAt.lt(at(1000)))
+                    .all(&db.db)
+                    .await
+                    .unwrap()
+            }
+        };
+        // Every idle user keeps exactly their latest seeded row; busy users keep it only
+        // if the purge passed it before their first new login committed.
+        let mut kept = 0;
+        for (i, user) in users.iter().enumerate() {
+            let rows = old(user).await;
+            if busy.contains(&i) {
+                assert!(rows.len() <= 1, "{backend:?}");
+            } else {
+                assert_eq!(rows.len(), 1, "{backend:?}: user {i}");
+                assert_eq!(rows[0].sign_in_count, PER_USER as i64);
+            }
+            kept += rows.len();
+        }
+        assert_eq!(deleted as usize + kept, USERS * PER_USER, "{backend:?}");
+        assert!(kept >= USERS - BUSY);
+
+        for (user, returned) in busy.iter().map(|&i| &users[i]).zip(&during) {
+            let stored: Vec<events::Model> = events::Entity::find()
+                .filter(events::Column::UserId.eq(user.id))
+                .filter(events::Column::InsertedAt.gte(at(1000)))
+                .order_by_asc(events::Column::Id)
+                .all(&db.db)
+                .await
+                .unwrap();
+            // no login row lost
+            assert_eq!(&stored, returned, "{backend:?}: every login row survives");
+            let counts: Vec<i64> = stored.iter().map(|r| r.sign_in_count).collect();
+            let expected: Vec<i64> =
+                (PER_USER as i64 + 1..=(PER_USER + stored.len()) as i64).collect();
+            assert_eq!(counts, expected, "{backend:?}: counts continue once each");
+            // chained to the last seeded login, then to each other
+            assert_eq!(stored[0].last_sign_in_at, Some(seeded_at(PER_USER - 1)));
+            for pair in stored.windows(2) {
+                assert_eq!(pair[1].last_sign_in_at, pair[0].current_sign_in_at);
+                assert_eq!(pair[1].last_sign_in_ip, pair[0].current_sign_in_ip);
+            }
+        }
+        println!(
+            "{backend:?}: purged {deleted} rows while {} logins were tracked",
+            during.iter().map(Vec::len).sum::<usize>()
+        );
+    }
+}
+
+fn seeded_at(k: usize) -> DateTime<Utc> {
+    at(0) + TimeDelta::seconds(k as i64)
+}
+
+/// `users` members with `per_user` old logins each, chained, inserted in bulk.
+async fn seed(db: &TestDb, users: usize, per_user: usize) -> Vec<member::Model> {
+    let txn = db.db.begin().await.unwrap();
+    for chunk in (0..users).collect::<Vec<_>>().chunks(500) {
+        member::Entity::insert_many(chunk.iter().map(|i| member::ActiveModel {
+            email: Set(format!("u{i}@example.com")),
+            ..Default::default()
+        }))
+        .exec(&txn)
+        .await
+        .unwrap();
+    }
+    let members = member::Entity::find()
+        .order_by_asc(member::Column::Id)
+        .all(&txn)
+        .await
+        .unwrap();
+    let mut batch = Vec::with_capacity(1000);
+    // Rounds over users, so that each user's rows are spread over the table.
+    for k in 0..per_user {
+        for m in &members {
+            let ip = |k: usize| Some(format!("10.0.{}.{}", k % 250, m.id % 250));
+            batch.push(events::ActiveModel {
+                user_id: Set(m.id),
+                action: Set(Action::Login),
+                sign_in_count: Set(k as i64 + 1),
+                current_sign_in_at: Set(Some(seeded_at(k))),
+                current_sign_in_ip: Set(ip(k)),
+                last_sign_in_at: Set(Some(seeded_at(k.saturating_sub(1)))),
+                last_sign_in_ip: Set(ip(k.saturating_sub(1))),
+                remote_ip: Set(ip(k)),
+                user_agent: Set(None),
+                inserted_at: Set(seeded_at(k)),
+                ..Default::default()
+            });
+            if batch.len() == 1000 {
+                events::Entity::insert_many(std::mem::take(&mut batch))
+                    .exec(&txn)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    if !batch.is_empty() {
+        events::Entity::insert_many(batch).exec(&txn).await.unwrap();
+    }
+    txn.commit().await.unwrap();
+    members
+}

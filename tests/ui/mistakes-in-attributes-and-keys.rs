@@ -1,0 +1,11 @@
+#[derive(trackable_core::Trackable)]
+#[trackable(tabel = "trackables")]
+#[trackable(table = "trackables")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub tenant: i32,
+    #[sea_orm(primary_key)]
+    pub id: i32,
+}
+
+fn main() {}
