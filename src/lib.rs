@@ -24,7 +24,8 @@ use sea_orm::{
     Schema,
 };
 
-/// A database the test owns; dropped with it where the backend allows.
+/// A database the test owns: a temporary SQLite file (deleted with it) or a fresh database on
+/// a server (left for the throwaway server to take away).
 #[derive(Debug)]
 pub struct TestDb {
     /// The pool.
@@ -116,8 +117,17 @@ async fn server(var: &str, backend: DbBackend, connections: u32) -> Result<Optio
         .execute_unprepared(&format!("CREATE DATABASE {name}"))
         .await?;
     admin.close().await?;
-    let (base, _) = url.rsplit_once('/').unwrap_or((&url, ""));
-    let db = Database::connect(quiet(&format!("{base}/{name}"), connections)).await?;
+    // Same server and options, another database: `scheme://who@where/<name>?options`.
+    let (path, options) = match url.split_once('?') {
+        Some((path, options)) => (path, Some(options)),
+        None => (url.as_str(), None),
+    };
+    let (base, _) = path.rsplit_once('/').unwrap_or((path, ""));
+    let url = match options {
+        Some(options) => format!("{base}/{name}?{options}"),
+        None => format!("{base}/{name}"),
+    };
+    let db = Database::connect(quiet(&url, connections)).await?;
     Ok(Some(TestDb {
         db,
         backend,

@@ -310,3 +310,28 @@ pub mod aliased {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Table mode whose audit table is created from the generated entity instead of the
+/// migration (so without the PostgreSQL append function).
+pub mod plain_member {
+    use sea_orm::entity::prelude::*;
+    use trackable_core::Trackable;
+
+    /// A member.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
+    #[sea_orm(table_name = "plain_members")]
+    #[trackable(table = "plain_member_events", module = "events")]
+    pub struct Model {
+        /// Primary key.
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        /// Sign-in name.
+        pub email: String,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -141,6 +141,8 @@ const CASES: &[Case] = &[
     ("cf value is taken even if trusted", Cf, P, &["10.0.0.9"], Some("10.0.0.9"), Header),
     ("cf v6 with port", Cf, P, &["[2001:db8::1]:443"], Some("2001:db8::1"), Header),
     ("cf unspecified", Cf, P, &["0.0.0.0"], None, Unresolved),
+    ("unspecified peer v4", NoHeader, "0.0.0.0", &[], None, Unresolved),
+    ("unspecified peer v6", Xff, "::", &["203.0.113.7"], None, Unresolved),
 ];
 
 #[test]
@@ -629,7 +631,12 @@ proptest! {
         let config = kind.config();
         prop_assume!(!config.is_trusted(peer));
         let r = config.resolve_ip(peer, &lines);
-        prop_assert_eq!((r.ip, r.source), (Some(peer.to_canonical()), Peer));
+        if peer.to_canonical().is_unspecified() {
+            // 0.0.0.0 and :: name no host.
+            prop_assert_eq!((r.ip, r.source), (None, Unresolved));
+        } else {
+            prop_assert_eq!((r.ip, r.source), (Some(peer.to_canonical()), Peer));
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use chrono::{DateTime, SubsecRound, TimeZone, Utc};
 use proptest::prelude::*;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use trackable::models::{member, user};
-use trackable::{create_table, sqlite_memory};
+use trackable::{TestDb, create_table, mysql, postgres, sqlite_memory};
 use trackable_core::{Action, ClientInfo, HasSignInState, SignInState, Trackable, Tracker};
 
 fn clock(start: i64) -> impl Fn() -> DateTime<Utc> + Send + Sync + 'static {
@@ -26,7 +26,10 @@ fn action() -> impl Strategy<Value = Action> {
 }
 
 async fn check(events: Vec<(Action, Option<u8>)>) {
-    let db = sqlite_memory().await.unwrap();
+    check_on(sqlite_memory().await.unwrap(), events).await;
+}
+
+async fn check_on(db: TestDb, events: Vec<(Action, Option<u8>)>) {
     create_table(&db.db, user::Entity).await.unwrap();
     create_table(&db.db, member::Entity).await.unwrap();
     member::Model::migration().up(&db.db).await.unwrap();
@@ -99,5 +102,26 @@ proptest! {
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(check(events));
+    }
+}
+
+proptest! {
+    // Each case creates a database on the server: fewer cases, same property, and the
+    // server paths (PostgreSQL's append function, MySQL's transaction) under it.
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_same_holds_on_the_servers(
+        events in proptest::collection::vec((action(), proptest::option::weighted(0.8, any::<u8>())), 0..16)
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            if let Some(db) = postgres(1).await.unwrap() {
+                check_on(db, events.clone()).await;
+            }
+            if let Some(db) = mysql(1).await.unwrap() {
+                check_on(db, events).await;
+            }
+        });
     }
 }

@@ -268,7 +268,7 @@ async fn an_unknown_user_is_an_error_and_nothing_is_written() {
         let real = new_user(&db, "real@example.com").await;
         let mut ghost = real.clone();
         ghost.id = real.id + 1000;
-        for action in [Action::Login, Action::Logout] {
+        for action in Action::ALL {
             let error = trackable_core::track(&db.db, &ghost, action, &client("192.0.2.1"))
                 .await
                 .unwrap_err();

@@ -371,3 +371,93 @@ async fn a_renamed_crate_path_and_an_aliased_key_type() {
         assert_eq!(rows, vec![row]);
     }
 }
+
+#[tokio::test]
+async fn many_users_signing_in_at_once() {
+    const USERS: usize = 32;
+    const LOGINS: usize = 8;
+    for db in members(8).await {
+        let mut users = Vec::new();
+        for i in 0..USERS {
+            users.push(new_member(&db, &format!("u{i}@example.com")).await);
+        }
+        let db = Arc::new(db);
+        let mut tasks = Vec::new();
+        for round in 0..LOGINS {
+            for user in &users {
+                let (db, user) = (Arc::clone(&db), user.clone());
+                tasks.push(tokio::spawn(async move {
+                    let ip = format!("10.1.{round}.{}", user.id % 250);
+                    trackable_core::track_login(&db.db, &user, &client(&ip)).await
+                }));
+            }
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        for user in &users {
+            let rows = member::member_events::Entity::find()
+                .filter(member::member_events::Column::UserId.eq(user.id))
+                .order_by_asc(member::member_events::Column::Id)
+                .all(&db.db)
+                .await
+                .unwrap();
+            let counts: Vec<i64> = rows.iter().map(|r| r.sign_in_count).collect();
+            assert_eq!(
+                counts,
+                (1..=LOGINS as i64).collect::<Vec<_>>(),
+                "{:?}",
+                db.backend
+            );
+            for pair in rows.windows(2) {
+                assert_eq!(pair[1].last_sign_in_at, pair[0].current_sign_in_at);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_audit_table_created_from_the_entity_works_too() {
+    use trackable::models::plain_member;
+    const LOGINS: usize = 24;
+    for db in all_backends(8).await.unwrap() {
+        create_table(&db.db, plain_member::Entity).await.unwrap();
+        create_table(&db.db, plain_member::events::Entity)
+            .await
+            .unwrap();
+        let user = plain_member::ActiveModel {
+            email: Set("plain@example.com".into()),
+            ..Default::default()
+        }
+        .insert(&db.db)
+        .await
+        .unwrap();
+        let db = Arc::new(db);
+        let tasks: Vec<_> = (0..LOGINS)
+            .map(|i| {
+                let (db, user) = (Arc::clone(&db), user.clone());
+                tokio::spawn(async move {
+                    trackable_core::track_login(&db.db, &user, &client(&format!("10.2.0.{i}")))
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let counts: Vec<i64> = plain_member::events::Entity::find()
+            .order_by_asc(plain_member::events::Column::Id)
+            .all(&db.db)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.sign_in_count)
+            .collect();
+        assert_eq!(
+            counts,
+            (1..=LOGINS as i64).collect::<Vec<_>>(),
+            "{:?}",
+            db.backend
+        );
+    }
+}

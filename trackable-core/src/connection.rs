@@ -40,7 +40,7 @@ macro_rules! atomically {
             let $conn = db;
             $body
         } else {
-            let txn = ::sea_orm::TransactionTrait::begin(db).await?;
+            let txn = $crate::connection::begin(db).await?;
             let outcome = {
                 let $conn = &txn;
                 $body
@@ -61,3 +61,20 @@ macro_rules! atomically {
     }};
 }
 pub(crate) use atomically;
+
+/// Begins the transaction of one event.
+///
+/// On MySQL at READ COMMITTED: under InnoDB's default REPEATABLE READ, an `INSERT ... SELECT`
+/// takes next-key locks on the rows it reads, which deadlock against the table's AUTO-INC
+/// lock when many users sign in at once. The user-row lock taken first already orders the
+/// events of one user, and READ COMMITTED lets each statement see the rows committed before
+/// it, so nothing is lost.
+pub(crate) async fn begin<C: Connection>(db: &C) -> Result<DatabaseTransaction, sea_orm::DbErr> {
+    match db.get_database_backend() {
+        sea_orm::DbBackend::MySql => {
+            db.begin_with_config(Some(sea_orm::IsolationLevel::ReadCommitted), None)
+                .await
+        }
+        _ => db.begin().await,
+    }
+}

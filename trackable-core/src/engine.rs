@@ -5,9 +5,12 @@
 //!
 //! - fields mode is one `UPDATE ... RETURNING` (an `UPDATE` and a `SELECT` in one transaction
 //!   where the backend has no `RETURNING`);
-//! - table mode is one `INSERT ... SELECT` from the user's latest audit row. SQLite runs it
-//!   alone, since a writing statement holds the database's write lock from its start.
-//!   PostgreSQL and MySQL first lock the user's row, so that events of one user are appended
+//! - table mode is one `INSERT ... SELECT` from the user's latest audit row, computed by one
+//!   statement text for every action. SQLite runs it alone, since a writing statement holds
+//!   the database's write lock from its start. PostgreSQL calls the `<table>_append` function
+//!   of the migration, which locks the user's row and then inserts, in one round trip (two
+//!   statements in a transaction when the function is missing). MySQL locks the user's row and
+//!   inserts in a READ COMMITTED transaction. Either way, the events of one user are appended
 //!   one at a time and each one reads the row appended before it.
 
 use chrono::{DateTime, Utc};
@@ -82,6 +85,30 @@ pub(crate) fn lock_user<M: Trackable>(backend: DbBackend, user: &M) -> Option<se
     Some(lock.build())
 }
 
+/// `Err(UserNotFound)` unless `user`'s row exists: for the events that write nothing.
+pub(crate) async fn ensure_exists<C, M>(db: &C, user: &M, action: Action) -> Result<()>
+where
+    C: Connection,
+    M: Trackable,
+{
+    let (schema, users) = table_of::<EntityOf<M>>();
+    let id = match M::__tracking() {
+        Tracking::Fields(columns) => columns.id,
+        Tracking::Table(spec) => spec.id,
+    };
+    let mut sql = Sql::new(db.get_database_backend());
+    sql.push("SELECT 1 FROM ")
+        .table(schema.as_deref(), users)
+        .push(" WHERE ")
+        .ident(id.as_str())
+        .push(" = ")
+        .param(user.__user_id());
+    match db.query_one_raw(sql.build()).await? {
+        Some(_) => Ok(()),
+        None => Err(not_found(user, action)),
+    }
+}
+
 pub(crate) fn not_found<M: Trackable>(user: &M, action: Action) -> Error {
     let (_, table) = table_of::<EntityOf<M>>();
     Error::UserNotFound {
@@ -113,7 +140,7 @@ pub(crate) fn value_text(value: &Value) -> String {
     match value {
         Value::Int(Some(v)) => v.to_string(),
         Value::BigInt(Some(v)) => v.to_string(),
-        Value::String(Some(v)) => format!("{v:?}"),
+        Value::String(Some(v)) => v.clone(),
         Value::Uuid(Some(v)) => v.to_string(),
         other => format!("{other:?}"),
     }
@@ -297,7 +324,9 @@ where
         user_id: &id,
     };
 
-    if backend == DbBackend::Postgres {
+    if backend == DbBackend::Postgres
+        && pg_functions::usable(db, schema.as_deref(), spec.table).await?
+    {
         // One statement: the function created by the table-mode migration.
         let mut call = Sql::new(backend);
         call.push("SELECT * FROM ")
@@ -313,10 +342,19 @@ where
             args.put(&mut call, arg);
         }
         call.push(")");
-        return match db.query_one_raw(call.build()).await? {
-            Some(row) => decode_with_id(&row),
-            None => Err(not_found(user, event.action)),
-        };
+        match db.query_one_raw(call.build()).await {
+            Ok(Some(row)) => return decode_with_id(&row),
+            Ok(None) => return Err(not_found(user, event.action)),
+            // Dropped since we looked: remember, and append without it where we still can
+            // (in the caller's transaction the error has already aborted it).
+            Err(error) if pg_functions::is_missing(&error) => {
+                pg_functions::forget(spec.table);
+                if db.__in_transaction() {
+                    return Err(error.into());
+                }
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
 
     let mut insert = Sql::new(backend);
@@ -516,6 +554,68 @@ fn audit_insert(
         .push(" ON 1 = 1");
     sql.push(" WHERE ").qualified("u", user_pk).push(" = ");
     args.put(sql, Arg::UserId);
+}
+
+/// Whether the append function of each audit table exists, so that table mode also works on
+/// an audit table created without the migration (from the entity, say), in two statements
+/// under the user-row lock instead of one.
+mod pg_functions {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex, PoisonError};
+
+    use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+
+    static KNOWN: LazyLock<Mutex<HashMap<String, bool>>> = LazyLock::new(Default::default);
+
+    pub(super) async fn usable<C: ConnectionTrait>(
+        db: &C,
+        schema: Option<&str>,
+        table: &str,
+    ) -> Result<bool, DbErr> {
+        let known = KNOWN
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(table)
+            .copied();
+        if let Some(known) = known {
+            return Ok(known);
+        }
+        let name = super::pg_append_function_name(table);
+        let check = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+             WHERE p.proname = $1 AND n.nspname = COALESCE($2, current_schema())",
+            [name.into(), schema.map(str::to_owned).into()],
+        );
+        let exists = db.query_one_raw(check).await?.is_some();
+        KNOWN
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(table.to_owned(), exists);
+        Ok(exists)
+    }
+
+    pub(super) fn forget(table: &str) {
+        KNOWN
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(table.to_owned(), false);
+    }
+
+    /// SQLSTATE 42883, undefined_function.
+    pub(super) fn is_missing(error: &DbErr) -> bool {
+        #[cfg(feature = "postgres")]
+        if let DbErr::Query(sea_orm::RuntimeErr::SqlxError(error))
+        | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(error)) = error
+        {
+            return error
+                .as_database_error()
+                .and_then(|error| error.code())
+                .is_some_and(|code| code == "42883");
+        }
+        let _ = error;
+        false
+    }
 }
 
 /// The name of the PostgreSQL function that appends to `table`.

@@ -213,6 +213,11 @@ impl Tracker {
     {
         if !engine::writes::<M>(action) {
             let event = self.event(action, client);
+            // Nothing to write, but an unknown user is still an error.
+            if let Err(error) = engine::ensure_exists(db, user, action).await {
+                log(&event, user, "failed", Some(&error));
+                return Err(error);
+            }
             log(&event, user, "skipped", None);
             return Ok(None);
         }

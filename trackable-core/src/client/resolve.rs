@@ -108,6 +108,10 @@ impl ClientConfig {
         I::IntoIter: DoubleEndedIterator,
     {
         let peer = peer.to_canonical();
+        // 0.0.0.0 and :: name no host; header entries get the same treatment.
+        if peer.is_unspecified() {
+            return Resolution::UNRESOLVED;
+        }
         let syntax = match self.forwarded_header() {
             ForwardedHeader::None => return Resolution::found(peer, IpSource::Peer),
             _ if !self.is_trusted(peer) => return Resolution::found(peer, IpSource::Peer),
