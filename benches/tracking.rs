@@ -614,6 +614,21 @@ async fn interleaved(ctx: &Ctx, ops: &[Op], rounds: usize, batch: usize) -> Vec<
         .collect()
 }
 
+/// The server's version, as it reports it.
+async fn version(db: &DatabaseConnection) -> String {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Sqlite => "SELECT sqlite_version() AS v",
+        _ => "SELECT version() AS v",
+    };
+    db.query_one_raw(Statement::from_string(backend, sql))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|row| row.try_get::<String>("", "v").ok())
+        .unwrap_or_else(|| "(unknown version)".to_owned())
+}
+
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -669,6 +684,9 @@ fn main() {
 
     if profiling {
         return;
+    }
+    for backend in &backends {
+        println!("{} {}", backend.name, rt.block_on(version(&backend.ctx.db)));
     }
     let (n, rounds, batch) = if full { (200, 40, 25) } else { (10, 2, 2) };
     println!("\nStatements per event (counted over {n} events, after a warm-up)\n");

@@ -222,9 +222,9 @@ fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     Ok(())
 }
 
-/// Index, constraint and companion names add up to 34 bytes to the table name, and MySQL
-/// limits identifiers to 64.
-const MAX_TABLE_LEN: usize = 30;
+/// Index, constraint and companion names add up to 34 bytes to the table name, and
+/// PostgreSQL limits identifiers to 63 (MySQL to 64).
+const MAX_TABLE_LEN: usize = 29;
 
 /// An SQL table name we can quote on every backend: ASCII letters, digits and `_`, not starting
 /// with a digit, at most [`MAX_TABLE_LEN`] bytes.
@@ -234,7 +234,7 @@ fn checked_table_name(cx: &mut Ctxt, lit: LitStr) -> Option<LitStr> {
         Some("the audit table name is empty: write e.g. `table = \"trackables\"`".to_owned())
     } else if name.len() > MAX_TABLE_LEN {
         Some(format!(
-            "the audit table name `{name}` is longer than {MAX_TABLE_LEN} bytes: the names of its indexes and companion objects must fit MySQL's limit of 64"
+            "the audit table name `{name}` is longer than {MAX_TABLE_LEN} bytes: the names of its indexes and companion objects must fit PostgreSQL's limit of 63"
         ))
     } else if name.starts_with(|c: char| c.is_ascii_digit())
         || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -57,12 +57,10 @@ pub fn derive_trackable(input: TokenStream) -> TokenStream {
         return TokenStream::new();
     }
     let mut cx = ctxt::Ctxt::default();
-    let checked = ast::Input::from_syn(&mut cx, &input).map(|parsed| {
-        let checked = check::check(&mut cx, &parsed).map(|checked| expand::expand(&checked));
-        checked
-    });
+    let expanded = ast::Input::from_syn(&mut cx, &input)
+        .and_then(|parsed| check::check(&mut cx, &parsed).map(|checked| expand::expand(&checked)));
     match cx.finish(()) {
-        Ok(()) => checked.flatten().unwrap_or_default(),
+        Ok(()) => expanded.unwrap_or_default(),
         Err(errors) => errors.to_compile_error(),
     }
     .into()
