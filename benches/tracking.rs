@@ -155,7 +155,7 @@ impl Counts {
             (self.end, "COMMIT"),
         ] {
             if count > 0 {
-                if count % n == 0 {
+                if count.is_multiple_of(n) {
                     let k = count / n;
                     parts.push(if k == 1 {
                         name.to_owned()
@@ -168,7 +168,7 @@ impl Counts {
             }
         }
         let total = self.total();
-        let total = if total % n == 0 {
+        let total = if total.is_multiple_of(n) {
             (total / n).to_string()
         } else {
             format!("{:.2}", total as f64 / n as f64)
@@ -688,7 +688,7 @@ fn main() {
     for backend in &backends {
         println!("{} {}", backend.name, rt.block_on(version(&backend.ctx.db)));
     }
-    let (n, rounds, batch) = if full { (200, 40, 25) } else { (10, 2, 2) };
+    let (n, rounds, batch) = if full { (200, 80, 25) } else { (10, 2, 2) };
     println!("\nStatements per event (counted over {n} events, after a warm-up)\n");
     println!("| backend | operation | variant | statements per event |");
     println!("|---|---|---|---|");

@@ -101,7 +101,7 @@ impl AppState {
         let key = [*Uuid::new_v4().as_bytes(), *Uuid::new_v4().as_bytes()].concat();
         Ok(Self {
             db,
-            tracker: Tracker::new().identifier_key(HashKey::new(key)?),
+            tracker: Tracker::new().with_identifier_key(HashKey::new(key)?),
             lockout: Lockout::default(),
             client_config: Arc::new(client_config),
             sessions: Arc::default(),

@@ -29,7 +29,7 @@ impl ManualClock {
     }
     fn tracker(&self) -> Tracker {
         let clock = self.clone();
-        Tracker::new().clock(move || clock.now())
+        Tracker::new().with_clock(move || clock.now())
     }
 }
 
@@ -172,7 +172,7 @@ async fn failed_logins_within_a_window_per_user_and_per_ip() {
     for db in members(2).await {
         let clock = ManualClock::default();
         // Truncating policy: the IP a caller passes must go through it to match.
-        let tracker = clock.tracker().ip_policy(IpPolicy::truncate());
+        let tracker = clock.tracker().with_ip_policy(IpPolicy::truncate());
         let ada = new_member(&db, "ada@example.com").await;
         let bob = new_member(&db, "bob@example.com").await;
         let start = clock.now();
@@ -252,7 +252,7 @@ async fn failed_logins_within_a_window_per_user_and_per_ip() {
             .await
             .unwrap();
         assert_eq!(n, 0);
-        let none = clock.tracker().ip_policy(IpPolicy::None);
+        let none = clock.tracker().with_ip_policy(IpPolicy::None);
         let n = none
             .count_failed_logins_from::<member::Model>(&db.db, ip("198.51.100.7"), start)
             .await
@@ -301,7 +301,7 @@ async fn an_ip_is_new_until_the_user_signs_in_from_it() {
         );
 
         // under a truncating policy, a new network is what counts
-        let truncating = Tracker::new().ip_policy(IpPolicy::truncate());
+        let truncating = Tracker::new().with_ip_policy(IpPolicy::truncate());
         truncating
             .login(&db.db, &bob, &client("198.51.100.1"))
             .await
@@ -325,7 +325,7 @@ async fn an_ip_is_new_until_the_user_signs_in_from_it() {
 async fn unknown_identifiers_are_stored_only_as_a_keyed_hash() {
     for db in members(2).await {
         let key = HashKey::new(b"0123456789abcdef0123456789abcdef").unwrap();
-        let tracker = Tracker::new().identifier_key(key);
+        let tracker = Tracker::new().with_identifier_key(key);
         for identifier in ["eve@example.com", "eve@example.com", "mallory"] {
             tracker
                 .failed_login_unknown::<member::Model>(&db.db, identifier, &client("192.0.2.66"))

@@ -49,8 +49,8 @@ async fn check_on(db: TestDb, events: Vec<(Action, Option<u8>)>) {
     .await
     .unwrap();
 
-    let fields = Tracker::new().clock(clock(1_600_000_000));
-    let table = Tracker::new().clock(clock(1_600_000_000));
+    let fields = Tracker::new().with_clock(clock(1_600_000_000));
+    let table = Tracker::new().with_clock(clock(1_600_000_000));
     let reference = clock(1_600_000_000);
     let mut expected = SignInState::default();
 

@@ -114,8 +114,8 @@ async fn every_event_is_logged_with_the_ip_after_the_policy() {
         let (member, user) = setup(&db).await;
         for (policy, logged_ip) in &policies {
             let tracker = Tracker::new()
-                .ip_policy(policy.clone())
-                .identifier_key(HashKey::new(key).unwrap());
+                .with_ip_policy(policy.clone())
+                .with_identifier_key(HashKey::new(key).unwrap());
             captured.take();
 
             tracker.login(&db.db, &member, &client()).await.unwrap();

@@ -48,7 +48,7 @@ async fn setup(connections: u32) -> Vec<TestDb> {
 #[tokio::test]
 async fn state_table_event_by_event() {
     for db in setup(2).await {
-        let tracker = Tracker::new().clock(stepping_clock());
+        let tracker = Tracker::new().with_clock(stepping_clock());
         let u = new_user(&db, "ada@example.com").await;
 
         // first login: last = (now, ip), current = (now, ip), count 1
@@ -146,7 +146,7 @@ async fn other_events_write_nothing_in_fields_mode() {
 #[tokio::test]
 async fn the_state_matches_the_reference_rule() {
     for db in setup(2).await {
-        let tracker = Tracker::new().clock(stepping_clock());
+        let tracker = Tracker::new().with_clock(stepping_clock());
         let reference_clock = stepping_clock();
         let u = new_user(&db, "eve@example.com").await;
         let mut expected = SignInState::default();
@@ -345,7 +345,7 @@ async fn a_stale_model_does_not_overwrite_a_newer_login() {
 async fn ip_privacy_policy_none_stores_no_ip() {
     for db in setup(2).await {
         let u = new_user(&db, "private@example.com").await;
-        let tracker = Tracker::new().ip_policy(trackable_core::IpPolicy::None);
+        let tracker = Tracker::new().with_ip_policy(trackable_core::IpPolicy::None);
         let a = tracker
             .login(&db.db, &u, &client("192.0.2.1"))
             .await

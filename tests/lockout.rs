@@ -27,7 +27,7 @@ impl ManualClock {
     }
     fn tracker(&self) -> Tracker {
         let clock = self.clone();
-        Tracker::new().clock(move || clock.now())
+        Tracker::new().with_clock(move || clock.now())
     }
 }
 
@@ -228,7 +228,7 @@ async fn concurrent_checks_past_the_threshold_agree() {
 async fn an_ip_is_blocked_by_failures_of_known_and_unknown_identifiers() {
     for db in members(2).await {
         let clock = ManualClock::default();
-        let tracker = clock.tracker().ip_policy(IpPolicy::truncate());
+        let tracker = clock.tracker().with_ip_policy(IpPolicy::truncate());
         let lockout = Lockout::new(4, MINUTE * 10, MINUTE * 5);
         let ada = new_member(&db, "ada@example.com").await;
         let bob = new_member(&db, "bob@example.com").await;
@@ -281,7 +281,7 @@ async fn an_ip_is_blocked_by_failures_of_known_and_unknown_identifiers() {
         clock.advance(MINUTE * 5);
         assert_eq!(check(attacker).await, LockDecision::Allow, "cool-off over");
         // nothing stored, nothing blocked
-        let blind = clock.tracker().ip_policy(IpPolicy::None);
+        let blind = clock.tracker().with_ip_policy(IpPolicy::None);
         clock.advance(-MINUTE * 5);
         assert_eq!(
             lockout

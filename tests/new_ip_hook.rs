@@ -89,7 +89,7 @@ async fn the_new_ip_hook_fires_once_per_new_ip_of_a_user() {
 
         // no stored IP, no hook
         let blind = Tracker::new()
-            .ip_policy(IpPolicy::None)
+            .with_ip_policy(IpPolicy::None)
             .on_new_ip(|_: &NewIp| panic!("no IP is stored under IpPolicy::None"));
         blind
             .login(&db.db, &member, &from("192.0.2.9"))

@@ -27,7 +27,7 @@ fn at(days: i64) -> DateTime<Utc> {
 }
 
 fn fixed(days: i64) -> Tracker {
-    Tracker::new().clock(move || at(days))
+    Tracker::new().with_clock(move || at(days))
 }
 
 async fn members(connections: u32) -> Vec<TestDb> {
@@ -166,7 +166,7 @@ async fn anonymize_rewrites_old_ips_only_and_later_rows_still_chain() {
         // already hashed by its tracker's policy: not an address, left alone
         let hashing = IpPolicy::keyed_hash(b"0123456789abcdef").unwrap();
         let hashed = fixed(2)
-            .ip_policy(hashing.clone())
+            .with_ip_policy(hashing.clone())
             .login(&db.db, &bob, &client("192.0.2.1"))
             .await
             .unwrap();

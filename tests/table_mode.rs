@@ -42,7 +42,7 @@ async fn run_script<M>(db: &TestDb, user: &M) -> Vec<M::Record>
 where
     M: Trackable,
 {
-    let tracker = Tracker::new().clock(stepping_clock());
+    let tracker = Tracker::new().with_clock(stepping_clock());
     let reference = stepping_clock();
     let mut expected = SignInState::default();
     let mut rows = Vec::new();

@@ -442,7 +442,7 @@ impl Tracker {
     where
         M: AuditTrail,
     {
-        let Some(ip) = self.get_ip_policy().apply(ip) else {
+        let Some(ip) = self.ip_policy().apply(ip) else {
             return Ok(0);
         };
         Ok(ip_failures(db, &AuditTables::of::<M>(), &ip, since)
@@ -461,7 +461,7 @@ impl Tracker {
         C: Connection,
         M: AuditTrail,
     {
-        let Some(ip) = self.get_ip_policy().apply(ip) else {
+        let Some(ip) = self.ip_policy().apply(ip) else {
             return Ok(true);
         };
         let tables = AuditTables::of::<M>();
@@ -482,7 +482,7 @@ impl Tracker {
     /// [`Lockout::check_ip`](crate::Lockout::check_ip) see username guessing.
     ///
     /// The identifier is stored only as a keyed hash (HMAC-SHA256 under the
-    /// [`identifier_key`](Tracker::identifier_key), 128 bits as `hmac:` and 32 hex digits):
+    /// [`with_identifier_key`](Tracker::with_identifier_key), 128 bits as `hmac:` and 32 hex digits):
     /// the same identifier gives the same hash, so repeated guesses of one name can be
     /// grouped, but the table does not reveal which names were tried, and typos of real
     /// passwords typed into the name field are not kept. Without an identifier key, no

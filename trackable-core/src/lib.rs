@@ -220,7 +220,7 @@
 //! **Failed logins for unknown identifiers.** [`Tracker::failed_login_unknown`] records a
 //! failed login whose identifier matched no user, in table `<table>_unknown` (created by the
 //! same migration), with the identifier only as a keyed hash (HMAC-SHA256 under
-//! [`Tracker::identifier_key`]), so per-IP counts see username guessing.
+//! [`Tracker::with_identifier_key`]), so per-IP counts see username guessing.
 //!
 //! **Lockout.** [`Lockout`] (threshold, window, cool-off) decides from the audit trail whether
 //! an account is locked ([`Lockout::check_user`], which records the `lock` event when the

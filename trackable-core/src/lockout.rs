@@ -253,7 +253,7 @@ impl Lockout {
     where
         M: AuditTrail,
     {
-        let Some(ip) = tracker.get_ip_policy().apply(ip) else {
+        let Some(ip) = tracker.ip_policy().apply(ip) else {
             return Ok(LockDecision::Allow);
         };
         let now = tracker.now();

@@ -43,7 +43,7 @@ where
 /// ```
 /// use trackable_core::{IpPolicy, Tracker};
 ///
-/// let tracker = Tracker::new().ip_policy(IpPolicy::None);
+/// let tracker = Tracker::new().with_ip_policy(IpPolicy::None);
 /// # let _ = tracker;
 /// ```
 #[derive(Clone)]
@@ -106,21 +106,21 @@ impl Tracker {
 
     /// Reads the time of events from `clock` (tests use a fixed or stepping clock).
     #[must_use]
-    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
         self
     }
 
     /// Sets what is stored and logged of client IPs.
     #[must_use]
-    pub fn ip_policy(mut self, policy: IpPolicy) -> Self {
+    pub fn with_ip_policy(mut self, policy: IpPolicy) -> Self {
         self.ip_policy = policy;
         self
     }
 
     /// Sets what is stored of user agents.
     #[must_use]
-    pub fn user_agent(mut self, policy: UserAgentPolicy) -> Self {
+    pub fn with_user_agent_policy(mut self, policy: UserAgentPolicy) -> Self {
         self.user_agent = policy;
         self
     }
@@ -128,7 +128,7 @@ impl Tracker {
     /// Sets the key that hashes the identifier of a failed login that matches no user
     /// ([`Tracker::failed_login_unknown`]). Without one, no trace of the identifier is kept.
     #[must_use]
-    pub fn identifier_key(mut self, key: HashKey) -> Self {
+    pub fn with_identifier_key(mut self, key: HashKey) -> Self {
         self.identifier_key = Some(key);
         self
     }
@@ -142,7 +142,7 @@ impl Tracker {
     }
 
     /// The IP privacy policy.
-    pub fn get_ip_policy(&self) -> &IpPolicy {
+    pub fn ip_policy(&self) -> &IpPolicy {
         &self.ip_policy
     }
 
