@@ -208,3 +208,49 @@ fn user_agent_is_cut_while_reading() {
     let client = ClientInfo::from_parts(&parts, peer("198.51.100.1:1"), &ClientConfig::new());
     assert_eq!(client.user_agent().map(str::len), Some(256));
 }
+
+#[tokio::test]
+async fn the_configuration_can_come_from_the_router_state() {
+    use axum::extract::FromRef;
+    use trackable_core::StateClientInfo;
+
+    #[derive(Clone)]
+    struct AppState {
+        client_config: Arc<ClientConfig>,
+    }
+
+    impl FromRef<AppState> for Arc<ClientConfig> {
+        fn from_ref(state: &AppState) -> Self {
+            Arc::clone(&state.client_config)
+        }
+    }
+
+    async fn whoami(StateClientInfo(client): StateClientInfo) -> String {
+        format!("{:?} {}", client.ip(), client.ip_source())
+    }
+
+    let state = AppState {
+        client_config: Arc::new(ClientConfig::new().trust_proxy("10.0.0.0/8").unwrap()),
+    };
+    let app = Router::new()
+        .route("/", get(whoami))
+        .with_state(state)
+        .layer(MockConnectInfo(SocketAddr::from(([10, 0, 0, 5], 443))));
+    let response = app
+        .oneshot(
+            Request::builder()
+                .uri("/")
+                .header("x-forwarded-for", "203.0.113.9, 10.0.0.7")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    assert_eq!(
+        std::str::from_utf8(&body).unwrap(),
+        "Some(203.0.113.9) header"
+    );
+}

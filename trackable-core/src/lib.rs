@@ -285,6 +285,9 @@ pub mod __private;
 
 pub use action::{Action, ParseActionError};
 pub use audit::{AuditTrail, HistoryPage, MAX_PAGE_SIZE, QueryPlan, explain_audit_queries};
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use client::StateClientInfo;
 pub use client::{
     ClientConfig, ClientInfo, ConfigError, ForwardedHeader, HashKey, IpPolicy, IpSource,
     Resolution, UserAgentPolicy,

@@ -3,7 +3,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::connect_info::MockConnectInfo;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use http::request::Parts;
 
 use super::ClientInfo;
@@ -23,7 +23,7 @@ static PEER_ONLY: ClientConfig = ClientConfig::new();
 ///   `ClientConfig` or an `Arc<ClientConfig>` (add it with
 ///   `.layer(Extension(config))`). Without one, the client is the peer and no
 ///   header is read. To keep the configuration in the router state instead,
-///   write a small extractor around [`ClientInfo::from_connect_info`].
+///   extract [`StateClientInfo`].
 ///
 /// ```
 /// use std::net::SocketAddr;
@@ -103,5 +103,58 @@ impl ClientInfo {
             Some(peer) => Self::from_parts(parts, peer, config),
             None => Self::headers_user_agent(&parts.headers, config),
         }
+    }
+}
+
+/// The client of the request, with the [`ClientConfig`] taken from the router state
+/// (`Arc<ClientConfig>: FromRef<S>`) rather than from a request extension; never rejects.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use std::sync::Arc;
+/// use axum::{Router, extract::FromRef, routing::post};
+/// use trackable_core::{ClientConfig, StateClientInfo};
+///
+/// #[derive(Clone)]
+/// struct AppState {
+///     client_config: Arc<ClientConfig>,
+/// }
+///
+/// impl FromRef<AppState> for Arc<ClientConfig> {
+///     fn from_ref(state: &AppState) -> Self {
+///         Arc::clone(&state.client_config)
+///     }
+/// }
+///
+/// async fn sign_in(StateClientInfo(client): StateClientInfo) -> String {
+///     format!("{:?}", client.ip())
+/// }
+///
+/// # fn main() -> Result<(), trackable_core::ConfigError> {
+/// let state = AppState {
+///     client_config: Arc::new(ClientConfig::new().trust_proxy("10.0.0.0/8")?),
+/// };
+/// let app: Router = Router::new().route("/sign_in", post(sign_in)).with_state(state);
+/// let _service = app.into_make_service_with_connect_info::<SocketAddr>();
+/// # Ok(())
+/// # }
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateClientInfo(pub ClientInfo);
+
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+impl<S> FromRequestParts<S> for StateClientInfo
+where
+    Arc<ClientConfig>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let config = Arc::<ClientConfig>::from_ref(state);
+        Ok(StateClientInfo(ClientInfo::from_connect_info(
+            parts, &config,
+        )))
     }
 }

@@ -21,6 +21,9 @@ mod http;
 #[cfg(feature = "axum")]
 mod axum;
 
+#[cfg(feature = "axum")]
+pub use self::axum::StateClientInfo;
+
 use std::net::IpAddr;
 
 pub use config::{ClientConfig, ConfigError, ForwardedHeader};
