@@ -132,14 +132,7 @@ impl SeaOrmField {
                     out.enum_name = lit.parse().ok();
                     return Ok(());
                 }
-                if meta.input.peek(syn::Token![=]) {
-                    meta.value()?.parse::<syn::Expr>()?;
-                } else if meta.input.peek(syn::token::Paren) {
-                    let content;
-                    syn::parenthesized!(content in meta.input);
-                    content.parse::<proc_macro2::TokenStream>()?;
-                }
-                Ok(())
+                attr::skip_value(&meta)
             });
         }
         out
@@ -152,23 +145,21 @@ fn sea_orm_container(attrs: &[syn::Attribute]) -> (Option<String>, Option<syn::L
     let (mut table, mut schema) = (None, None);
     for attr in attrs.iter().filter(|attr| attr.path().is_ident("sea_orm")) {
         let _ = attr.parse_nested_meta(|meta| {
-            if meta.input.peek(syn::Token![=]) {
-                let value: syn::Expr = meta.value()?.parse()?;
-                if let syn::Expr::Lit(syn::ExprLit {
-                    lit: syn::Lit::Str(lit),
-                    ..
-                }) = value
-                {
-                    if meta.path.is_ident("table_name") {
-                        table = Some(lit.value());
-                    } else if meta.path.is_ident("schema_name") {
-                        schema = Some(lit);
-                    }
+            let wanted = meta.path.is_ident("table_name") || meta.path.is_ident("schema_name");
+            if !(wanted && meta.input.peek(syn::Token![=])) {
+                return attr::skip_value(&meta);
+            }
+            let value: syn::Expr = meta.value()?.parse()?;
+            if let syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(lit),
+                ..
+            }) = value
+            {
+                if meta.path.is_ident("table_name") {
+                    table = Some(lit.value());
+                } else {
+                    schema = Some(lit);
                 }
-            } else if meta.input.peek(syn::token::Paren) {
-                let content;
-                syn::parenthesized!(content in meta.input);
-                content.parse::<proc_macro2::TokenStream>()?;
             }
             Ok(())
         });

@@ -211,7 +211,7 @@ fn unknown_key(key: &str, expected: &[&str]) -> String {
 }
 
 /// Consumes the value of a key we are about to report, so parsing can go on to the next key.
-fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+pub(crate) fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     if meta.input.peek(Token![=]) {
         meta.value()?.parse::<syn::Expr>()?;
     } else if meta.input.peek(syn::token::Paren) {
