@@ -10,7 +10,9 @@
 //!   row and inserting the next one computed in Rust (no lock, so also not safe under
 //!   concurrency);
 //! - the SQL statements each operation sends, counted from the driver's statement log
-//!   (`sqlx::query` events) plus SeaORM's `begin`/`commit`/`rollback` spans.
+//!   (`sqlx::query` events) plus SeaORM's `begin`/`commit`/`rollback` spans; also on MySQL /
+//!   MariaDB when `TRACKABLE_MYSQL_URL` is set (counted only, not timed: it has no
+//!   `UPDATE ... RETURNING` for the floor).
 //!
 //! After the criterion groups, an interleaved pass times every variant of a comparison in
 //! alternating batches, so that load from other processes hits all of them alike; its medians
@@ -35,9 +37,9 @@ use sea_orm::{
 };
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::{Layer, Registry};
-use trackable::create_table;
 use trackable::models::member::{self, member_events};
 use trackable::models::user;
+use trackable::{TestDb, create_table};
 use trackable_core::{Action, ClientInfo, HasSignInState, SignInState, Trackable};
 
 const USERS: usize = 100;
@@ -49,6 +51,7 @@ static COUNTING: AtomicBool = AtomicBool::new(false);
 static SELECTS: AtomicU64 = AtomicU64::new(0);
 static INSERTS: AtomicU64 = AtomicU64::new(0);
 static UPDATES: AtomicU64 = AtomicU64::new(0);
+static SETS: AtomicU64 = AtomicU64::new(0);
 static OTHER: AtomicU64 = AtomicU64::new(0);
 static BEGINS: AtomicU64 = AtomicU64::new(0);
 static ENDS: AtomicU64 = AtomicU64::new(0);
@@ -109,6 +112,8 @@ impl<S: tracing::Subscriber> Layer<S> for StatementCounter {
             "SELECT" => &SELECTS,
             "INSERT" => &INSERTS,
             "UPDATE" => &UPDATES,
+            // `SET TRANSACTION ISOLATION LEVEL ...` before a MySQL transaction.
+            "SET" => &SETS,
             // Also counted by SeaORM's spans, which SQLite's driver does not log.
             "BEGIN" | "COMMIT" | "ROLLBACK" | "START" => &SQLX_TXN,
             _ => &OTHER,
@@ -131,6 +136,7 @@ impl<S: tracing::Subscriber> Layer<S> for StatementCounter {
 
 #[derive(Clone, Copy, Default)]
 struct Counts {
+    set: u64,
     begin: u64,
     select: u64,
     insert: u64,
@@ -141,12 +147,13 @@ struct Counts {
 
 impl Counts {
     fn total(&self) -> u64 {
-        self.begin + self.select + self.insert + self.update + self.other + self.end
+        self.set + self.begin + self.select + self.insert + self.update + self.other + self.end
     }
 
     fn per_event(&self, n: u64) -> String {
         let mut parts = Vec::new();
         for (count, name) in [
+            (self.set, "SET TRANSACTION"),
             (self.begin, "BEGIN"),
             (self.select, "SELECT"),
             (self.insert, "INSERT"),
@@ -179,7 +186,7 @@ impl Counts {
 
 fn reset() {
     for c in [
-        &SELECTS, &INSERTS, &UPDATES, &OTHER, &BEGINS, &ENDS, &SQLX_TXN,
+        &SELECTS, &INSERTS, &UPDATES, &SETS, &OTHER, &BEGINS, &ENDS, &SQLX_TXN,
     ] {
         c.store(0, Ordering::SeqCst);
     }
@@ -187,6 +194,7 @@ fn reset() {
 
 fn snapshot(backend: DbBackend) -> Counts {
     let counts = Counts {
+        set: SETS.load(Ordering::SeqCst),
         begin: BEGINS.load(Ordering::SeqCst),
         select: SELECTS.load(Ordering::SeqCst),
         insert: INSERTS.load(Ordering::SeqCst),
@@ -194,7 +202,7 @@ fn snapshot(backend: DbBackend) -> Counts {
         other: OTHER.load(Ordering::SeqCst),
         end: ENDS.load(Ordering::SeqCst),
     };
-    // Where the driver logs BEGIN/COMMIT too (PostgreSQL), both counts must agree.
+    // Where the driver logs BEGIN/COMMIT too (PostgreSQL, MySQL), both counts must agree.
     let logged = SQLX_TXN.load(Ordering::SeqCst);
     if backend != DbBackend::Sqlite {
         assert_eq!(
@@ -435,6 +443,8 @@ where
 
 struct Backend {
     name: &'static str,
+    /// Timed, or only counted (MySQL, which has no `UPDATE ... RETURNING` for the floor).
+    timed: bool,
     ctx: Ctx,
     /// The same database through a pool that logs every statement.
     counting: Ctx,
@@ -507,6 +517,7 @@ async fn sqlite() -> Backend {
     let counting = Database::connect(options).await.expect("sqlite (logged)");
     Backend {
         name: "SQLite",
+        timed: true,
         ctx: ctx(db, &users, &members),
         counting: ctx(counting, &users, &members),
         _keep: Box::new(dir),
@@ -519,28 +530,56 @@ async fn postgres() -> Option<Backend> {
         .await
         .expect("postgres")
         .expect("TRACKABLE_POSTGRES_URL is set");
+    Some(
+        server(
+            "PostgreSQL",
+            &url,
+            "SELECT current_database() AS name",
+            test_db,
+            true,
+        )
+        .await,
+    )
+}
+
+async fn mysql() -> Option<Backend> {
+    let url = std::env::var("TRACKABLE_MYSQL_URL").ok()?;
+    let test_db = trackable::mysql(8)
+        .await
+        .expect("mysql")
+        .expect("TRACKABLE_MYSQL_URL is set");
+    Some(server("MariaDB", &url, "SELECT DATABASE() AS name", test_db, false).await)
+}
+
+/// A server backend on the fresh database of `test_db`, which the server at `url` holds.
+async fn server(
+    name: &'static str,
+    url: &str,
+    current_database: &str,
+    test_db: TestDb,
+    timed: bool,
+) -> Backend {
     let db = test_db.db.clone();
     let (users, members) = populate(&db).await;
-    let name = db
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT current_database() AS name",
-        ))
+    let backend = db.get_database_backend();
+    let database = db
+        .query_one_raw(Statement::from_string(backend, current_database))
         .await
-        .expect("current_database")
+        .expect("current database")
         .expect("a row")
         .try_get::<String>("", "name")
         .expect("name");
-    let (base, _) = url.rsplit_once('/').unwrap_or((&url, ""));
-    let mut options = ConnectOptions::new(format!("{base}/{name}"));
+    let (base, _) = url.rsplit_once('/').unwrap_or((url, ""));
+    let mut options = ConnectOptions::new(format!("{base}/{database}"));
     options.max_connections(1).sqlx_logging(true);
-    let counting = Database::connect(options).await.expect("postgres (logged)");
-    Some(Backend {
-        name: "PostgreSQL",
+    let counting = Database::connect(options).await.expect("logged pool");
+    Backend {
+        name,
+        timed,
         ctx: ctx(db, &users, &members),
         counting: ctx(counting, &users, &members),
         _keep: Box::new(test_db),
-    })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -650,6 +689,7 @@ fn main() {
 
     let mut backends = vec![rt.block_on(sqlite())];
     backends.extend(rt.block_on(postgres()));
+    backends.extend(rt.block_on(mysql()));
 
     let mut criterion = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -657,7 +697,7 @@ fn main() {
         .sample_size(20)
         .configure_from_args();
 
-    for backend in &backends {
+    for backend in backends.iter().filter(|b| b.timed) {
         for comparison in &COMPARISONS {
             let mut group =
                 criterion.benchmark_group(format!("{}/{}", backend.name, comparison.name));
@@ -695,6 +735,9 @@ fn main() {
     for backend in &backends {
         for comparison in &COMPARISONS {
             for &op in comparison.ops {
+                if op == Op::FieldsRaw && !backend.timed {
+                    continue;
+                }
                 let counts = rt.block_on(count(&backend.counting, op, n));
                 println!(
                     "| {} | {} | {} | {} |",
@@ -714,7 +757,7 @@ fn main() {
         "| backend | operation | variant | median µs/event | events/s | trackable's throughput vs this | client CPU µs/event |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for backend in &backends {
+    for backend in backends.iter().filter(|b| b.timed) {
         for comparison in &COMPARISONS {
             let timings = rt.block_on(interleaved(&backend.ctx, comparison.ops, rounds, batch));
             let ours = timings[0].median;

@@ -36,36 +36,9 @@ readonly PROG=${0##*/}
 
 PGBIN=
 OWNER=
-SUDO=()
 
-log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-
-show_log_tail() {
-    if [[ -s $LOG_FILE ]]; then
-        printf '%s: ---- last lines of %s ----\n' "$PROG" "$LOG_FILE" >&2
-        tail -n 40 "$LOG_FILE" >&2 || true
-        printf '%s: ----\n' "$PROG" >&2
-    fi
-}
-
-die() {
-    log "error: $*"
-    show_log_tail
-    exit 1
-}
-
-on_err() {
-    local rc=$1 line=$2 cmd=$3
-    trap - ERR
-    log "error: command failed (exit $rc) at line $line: $cmd"
-    show_log_tail
-    exit "$rc"
-}
-trap 'on_err $? $LINENO "$BASH_COMMAND"' ERR
-
-# Append a command's output to the log file. The lock descriptor (9) is closed
-# so that a server started by the command does not inherit and hold the lock.
-logged() { "$@" >>"$LOG_FILE" 2>&1 9>&-; }
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Run a command as the cluster owner (postgres when root, else ourselves).
 as_owner() {
@@ -76,35 +49,11 @@ as_owner() {
     fi
 }
 
-usage() {
-    echo "usage: $PROG start|stop|url|status" >&2
-    exit 2
-}
-
 check_settings() {
-    if ! [[ $PORT =~ ^[0-9]+$ ]] || ((PORT < 1 || PORT > 65535)); then
-        log "error: TRACKABLE_PG_PORT must be a TCP port number, got '$PORT'"
-        exit 2
-    fi
-    [[ $BASE_DIR == /* ]] ||
-        { log "error: TRACKABLE_DB_DIR must be an absolute path, got '$BASE_DIR'"; exit 2; }
+    check_port_and_base_dir TRACKABLE_PG_PORT
     [[ $BASE_DIR != *"'"* && $BASE_DIR != *[[:space:]]* ]] ||
         { log "error: TRACKABLE_DB_DIR must not contain quotes or whitespace"; exit 2; }
-    # Unix socket paths are limited to 107 bytes.
-    local sock="$PGDATA_DIR/.s.PGSQL.$PORT"
-    ((${#sock} < 104)) ||
-        { log "error: TRACKABLE_DB_DIR is too long for a unix socket path ($sock)"; exit 2; }
-}
-
-prepare_base_dir() {
-    if [[ ! -d $BASE_DIR ]]; then
-        mkdir -p "$BASE_DIR"
-        chmod 0755 "$BASE_DIR"
-    fi
-    [[ -w $BASE_DIR ]] || { log "error: $BASE_DIR is not writable"; exit 1; }
-    touch "$LOG_FILE" 2>/dev/null || { log "error: cannot write $LOG_FILE"; exit 1; }
-    exec 9>>"$LOCK_FILE"
-    flock -w 300 9 || die "timed out waiting for the lock $LOCK_FILE"
+    check_socket_path "$PGDATA_DIR/.s.PGSQL.$PORT"
 }
 
 # ---------------------------------------------------------------- install ---
@@ -132,48 +81,6 @@ find_pg_bin() {
         fi
     done < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r)
     return 1
-}
-
-have_apt_lists() {
-    compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null
-}
-
-apt_get() {
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -q \
-        -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=600 \
-        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-        "$@" </dev/null >>"$LOG_FILE" 2>&1
-}
-
-apt_install() {
-    command -v apt-get >/dev/null 2>&1 || die "$* missing and apt-get is not available; install it manually"
-    if [[ $EUID -ne 0 ]]; then
-        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-            SUDO=(sudo -n)
-        else
-            die "$* is not installed; run as root or install it: apt-get install -y $*"
-        fi
-    fi
-    log "installing $* with apt-get (log: $LOG_FILE)"
-    # Keep maintainer scripts from starting system services (no systemd here).
-    local policy=/usr/sbin/policy-rc.d created_policy=0 rc=0
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
-        "${SUDO[@]}" chmod 0755 "$policy"
-        created_policy=1
-    fi
-    if ! have_apt_lists; then
-        apt_get update || rc=$?
-    fi
-    if ((rc == 0)) && ! apt_get install --no-install-recommends "$@"; then
-        # Stale package lists are the usual cause; refresh and retry once.
-        rc=0
-        apt_get update && apt_get install --no-install-recommends "$@" || rc=$?
-    fi
-    if ((created_policy)); then
-        "${SUDO[@]}" rm -f "$policy"
-    fi
-    ((rc == 0)) || die "apt-get install $* failed (exit $rc)"
 }
 
 ensure_installed() {
@@ -204,20 +111,11 @@ pick_owner() {
 
 # PID of the postmaster if it is alive (zombies count as dead).
 server_pid() {
-    local pid state
-    pid=$(head -n 1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null) || return 1
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
-    [[ -n $state && $state != Z && $state != X ]] || return 1
-    printf '%s\n' "$pid"
+    alive_pid_in "$PGDATA_DIR/postmaster.pid"
 }
 
 is_running() {
     server_pid >/dev/null
-}
-
-port_in_use() {
-    (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null
 }
 
 wait_ready() {
@@ -266,14 +164,7 @@ EOF
 # After a crash or kill -9 the lock files still name the dead postmaster;
 # the postmaster refuses to start while that PID exists (even as a zombie).
 clear_stale_lock_files() {
-    local pid i
-    pid=$(head -n 1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null) || return 0
-    if [[ $pid =~ ^[0-9]+$ ]]; then
-        for ((i = 0; i < 50; i++)); do
-            [[ -e /proc/$pid ]] || break
-            sleep 0.2
-        done
-    fi
+    wait_for_exit_of_pid_in "$PGDATA_DIR/postmaster.pid" || return 0
     rm -f "$PGDATA_DIR/postmaster.pid" "$PGDATA_DIR"/.s.PGSQL.*.lock
 }
 
@@ -363,18 +254,7 @@ cmd_status() {
     check_settings
     find_pg_bin || exit 1
     pick_owner
-    if is_running; then
-        log "running: $URL"
-        return 0
-    fi
-    log "not running"
-    exit 1
+    report_status
 }
 
-case ${1:-} in
-start) cmd_start ;;
-stop) cmd_stop ;;
-url) check_settings; printf '%s\n' "$URL" ;;
-status) cmd_status ;;
-*) usage ;;
-esac
+run_command "$@"

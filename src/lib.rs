@@ -1,5 +1,6 @@
 //! Test support shared by the integration tests, the examples and the benchmarks: the model
-//! types they track, and throwaway databases on every backend.
+//! types they track, throwaway databases on every backend, and the clients, clocks and rows
+//! the tests start from.
 //!
 //! Server backends are found through environment variables:
 //!
@@ -10,6 +11,13 @@
 //! (set by CI), which makes a missing or unreachable server an error.
 
 pub mod models;
+mod support;
+
+pub use support::{
+    ManualClock, USER_AGENT, bare_client, client, create_members, create_tracked, create_users,
+    events_of, insert_members, ip, member_and_user, members, new_member, new_user, stepping_clock,
+    users,
+};
 
 // The README's code blocks compile as doctests.
 #[cfg(doctest)]

@@ -1,81 +1,21 @@
 //! The audit-trail queries (table mode), their index use, and failed logins for unknown
 //! identifiers: SQLite always, PostgreSQL and MySQL when configured.
 
-use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, Set, Statement, TransactionTrait,
-};
+use chrono::{DateTime, TimeDelta, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Set, Statement, TransactionTrait};
 use trackable::models::member::{self, member_events as events};
-use trackable::{TestDb, all_backends, create_table};
-use trackable_core::{Action, ClientInfo, HashKey, IpPolicy, MAX_PAGE_SIZE, Trackable, Tracker};
-
-/// A clock that stays where it is put: microseconds since 2024-01-01.
-#[derive(Clone, Default)]
-struct ManualClock(Arc<AtomicI64>);
-
-impl ManualClock {
-    fn advance(&self, by: TimeDelta) {
-        self.0
-            .fetch_add(by.num_microseconds().unwrap(), Ordering::SeqCst);
-    }
-    fn now(&self) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_704_067_200, 0).unwrap()
-            + TimeDelta::microseconds(self.0.load(Ordering::SeqCst))
-    }
-    fn tracker(&self) -> Tracker {
-        let clock = self.clone();
-        Tracker::new().with_clock(move || clock.now())
-    }
-}
-
-fn ip(text: &str) -> IpAddr {
-    text.parse().unwrap()
-}
-
-fn client(text: &str) -> ClientInfo {
-    ClientInfo::from_ip(ip(text)).with_user_agent("tests/1.0")
-}
-
-async fn members(connections: u32) -> Vec<TestDb> {
-    let dbs = all_backends(connections).await.unwrap();
-    for db in &dbs {
-        create_table(&db.db, member::Entity).await.unwrap();
-        member::Model::migration().up(&db.db).await.unwrap();
-    }
-    dbs
-}
-
-async fn new_member(db: &TestDb, email: &str) -> member::Model {
-    member::ActiveModel {
-        email: Set(email.into()),
-        ..Default::default()
-    }
-    .insert(&db.db)
-    .await
-    .unwrap()
-}
-
-async fn rows_of(db: &TestDb, user: &member::Model) -> Vec<events::Model> {
-    events::Entity::find()
-        .filter(events::Column::UserId.eq(user.id))
-        .order_by_desc(events::Column::Id)
-        .all(&db.db)
-        .await
-        .unwrap()
-}
+use trackable::{
+    ManualClock, TestDb, USER_AGENT, client, events_of, insert_members, ip, members, new_member,
+};
+use trackable_core::{Action, HashKey, IpPolicy, MAX_PAGE_SIZE, Trackable, Tracker};
 
 #[tokio::test]
 async fn history_pages_newest_first_with_a_stable_cursor() {
-    for db in members(2).await {
+    for db in members(2).await.unwrap() {
         let clock = ManualClock::default();
         let tracker = clock.tracker();
-        let ada = new_member(&db, "ada@example.com").await;
-        let bob = new_member(&db, "bob@example.com").await;
+        let ada = new_member(&db.db, "ada@example.com").await.unwrap();
+        let bob = new_member(&db.db, "bob@example.com").await.unwrap();
         for i in 0..25 {
             let action = [Action::Login, Action::FailedLogin, Action::Logout][i % 3];
             tracker
@@ -88,7 +28,8 @@ async fn history_pages_newest_first_with_a_stable_cursor() {
                 .unwrap();
             clock.advance(TimeDelta::seconds(1));
         }
-        let all = rows_of(&db, &ada).await;
+        let mut all = events_of(&db.db, &ada).await.unwrap();
+        all.reverse(); // newest first, as pages are
         assert_eq!(all.len(), 25);
 
         let first = tracker.history(&db.db, &ada, None, 10).await.unwrap();
@@ -129,10 +70,10 @@ async fn history_pages_newest_first_with_a_stable_cursor() {
 
 #[tokio::test]
 async fn last_login_is_the_latest_login_row() {
-    for db in members(2).await {
+    for db in members(2).await.unwrap() {
         let clock = ManualClock::default();
         let tracker = clock.tracker();
-        let ada = new_member(&db, "ada@example.com").await;
+        let ada = new_member(&db.db, "ada@example.com").await.unwrap();
         assert_eq!(tracker.last_login(&db.db, &ada).await.unwrap(), None);
 
         tracker
@@ -169,12 +110,12 @@ async fn last_login_is_the_latest_login_row() {
 
 #[tokio::test]
 async fn failed_logins_within_a_window_per_user_and_per_ip() {
-    for db in members(2).await {
+    for db in members(2).await.unwrap() {
         let clock = ManualClock::default();
         // Truncating policy: the IP a caller passes must go through it to match.
         let tracker = clock.tracker().with_ip_policy(IpPolicy::truncate());
-        let ada = new_member(&db, "ada@example.com").await;
-        let bob = new_member(&db, "bob@example.com").await;
+        let ada = new_member(&db.db, "ada@example.com").await.unwrap();
+        let bob = new_member(&db.db, "bob@example.com").await.unwrap();
         let start = clock.now();
 
         for minute in [0, 10, 20] {
@@ -229,76 +170,56 @@ async fn failed_logins_within_a_window_per_user_and_per_ip() {
 
         // per IP: the /24 of all three failing clients, known users and unknown identifiers
         for raw in ["198.51.100.7", "198.51.100.200"] {
-            let n = tracker
-                .count_failed_logins_from::<member::Model>(&db.db, ip(raw), since)
-                .await
-                .unwrap();
+            let n = failures_from(&tracker, &db, raw, since).await;
             assert_eq!(n, 6, "{raw} on {:?}", db.backend);
         }
-        let n = tracker
-            .count_failed_logins_from::<member::Model>(&db.db, ip("203.0.113.99"), start)
-            .await
-            .unwrap();
-        assert_eq!(n, 3);
-        let n = tracker
-            .count_failed_logins_from::<member::Model>(&db.db, ip("192.0.2.1"), start)
-            .await
-            .unwrap();
-        assert_eq!(n, 0);
+        assert_eq!(failures_from(&tracker, &db, "203.0.113.99", start).await, 3);
+        assert_eq!(failures_from(&tracker, &db, "192.0.2.1", start).await, 0);
         // without the policy the stored text does not match the raw address
         let full = clock.tracker();
-        let n = full
-            .count_failed_logins_from::<member::Model>(&db.db, ip("198.51.100.7"), start)
-            .await
-            .unwrap();
-        assert_eq!(n, 0);
+        assert_eq!(failures_from(&full, &db, "198.51.100.7", start).await, 0);
         let none = clock.tracker().with_ip_policy(IpPolicy::None);
-        let n = none
-            .count_failed_logins_from::<member::Model>(&db.db, ip("198.51.100.7"), start)
-            .await
-            .unwrap();
-        assert_eq!(n, 0);
+        assert_eq!(failures_from(&none, &db, "198.51.100.7", start).await, 0);
     }
+}
+
+/// The failed logins of members from `address` since `since`, as `tracker` counts them.
+async fn failures_from(tracker: &Tracker, db: &TestDb, address: &str, since: DateTime<Utc>) -> u64 {
+    tracker
+        .count_failed_logins_from::<member::Model>(&db.db, ip(address), since)
+        .await
+        .unwrap()
+}
+
+/// Whether `tracker` finds `address` new for `user`.
+async fn is_new(tracker: &Tracker, db: &TestDb, user: &member::Model, address: &str) -> bool {
+    tracker.is_new_ip(&db.db, user, ip(address)).await.unwrap()
 }
 
 #[tokio::test]
 async fn an_ip_is_new_until_the_user_signs_in_from_it() {
-    for db in members(2).await {
+    for db in members(2).await.unwrap() {
         let tracker = Tracker::new();
-        let ada = new_member(&db, "ada@example.com").await;
-        let bob = new_member(&db, "bob@example.com").await;
-        let home = ip("192.0.2.10");
-        assert!(tracker.is_new_ip(&db.db, &ada, home).await.unwrap());
+        let ada = new_member(&db.db, "ada@example.com").await.unwrap();
+        let bob = new_member(&db.db, "bob@example.com").await.unwrap();
+        let home = "192.0.2.10";
+        assert!(is_new(&tracker, &db, &ada, home).await);
 
         // a failed login or another user's login does not make it known
         tracker
-            .failed_login(&db.db, &ada, &client("192.0.2.10"))
+            .failed_login(&db.db, &ada, &client(home))
             .await
             .unwrap();
-        tracker
-            .login(&db.db, &bob, &client("192.0.2.10"))
-            .await
-            .unwrap();
-        assert!(tracker.is_new_ip(&db.db, &ada, home).await.unwrap());
+        tracker.login(&db.db, &bob, &client(home)).await.unwrap();
+        assert!(is_new(&tracker, &db, &ada, home).await);
 
-        tracker
-            .login(&db.db, &ada, &client("192.0.2.10"))
-            .await
-            .unwrap();
-        assert!(!tracker.is_new_ip(&db.db, &ada, home).await.unwrap());
+        tracker.login(&db.db, &ada, &client(home)).await.unwrap();
+        assert!(!is_new(&tracker, &db, &ada, home).await);
         assert!(
-            !tracker
-                .is_new_ip(&db.db, &ada, ip("::ffff:192.0.2.10"))
-                .await
-                .unwrap(),
+            !is_new(&tracker, &db, &ada, "::ffff:192.0.2.10").await,
             "IPv4-mapped is the same address"
         );
-        assert!(
-            tracker
-                .is_new_ip(&db.db, &ada, ip("192.0.2.11"))
-                .await
-                .unwrap()
-        );
+        assert!(is_new(&tracker, &db, &ada, "192.0.2.11").await);
 
         // under a truncating policy, a new network is what counts
         let truncating = Tracker::new().with_ip_policy(IpPolicy::truncate());
@@ -306,24 +227,14 @@ async fn an_ip_is_new_until_the_user_signs_in_from_it() {
             .login(&db.db, &bob, &client("198.51.100.1"))
             .await
             .unwrap();
-        assert!(
-            !truncating
-                .is_new_ip(&db.db, &bob, ip("198.51.100.77"))
-                .await
-                .unwrap()
-        );
-        assert!(
-            truncating
-                .is_new_ip(&db.db, &bob, ip("198.51.101.1"))
-                .await
-                .unwrap()
-        );
+        assert!(!is_new(&truncating, &db, &bob, "198.51.100.77").await);
+        assert!(is_new(&truncating, &db, &bob, "198.51.101.1").await);
     }
 }
 
 #[tokio::test]
 async fn unknown_identifiers_are_stored_only_as_a_keyed_hash() {
-    for db in members(2).await {
+    for db in members(2).await.unwrap() {
         let key = HashKey::new(b"0123456789abcdef0123456789abcdef").unwrap();
         let tracker = Tracker::new().with_identifier_key(key);
         for identifier in ["eve@example.com", "eve@example.com", "mallory"] {
@@ -369,7 +280,7 @@ async fn unknown_identifiers_are_stored_only_as_a_keyed_hash() {
             let ip: Option<String> = row.try_get("", "remote_ip").unwrap();
             assert_eq!(ip.as_deref(), Some("192.0.2.66"));
             let ua: Option<String> = row.try_get("", "user_agent").unwrap();
-            assert_eq!(ua.as_deref(), Some("tests/1.0"));
+            assert_eq!(ua.as_deref(), Some(USER_AGENT));
         }
         // the table holds no identifier text anywhere
         let dump = format!("{rows:?}");
@@ -447,20 +358,7 @@ async fn seed(
     extra: usize,
 ) -> Vec<member::Model> {
     let txn = db.db.begin().await.unwrap();
-    for chunk in (0..users).collect::<Vec<_>>().chunks(500) {
-        member::Entity::insert_many(chunk.iter().map(|i| member::ActiveModel {
-            email: Set(format!("u{i}@example.com")),
-            ..Default::default()
-        }))
-        .exec(&txn)
-        .await
-        .unwrap();
-    }
-    let members = member::Entity::find()
-        .order_by_asc(member::Column::Id)
-        .all(&txn)
-        .await
-        .unwrap();
+    let members = insert_members(&txn, users).await.unwrap();
     let normal = users * per_user;
     let mut owners = Vec::with_capacity(normal + extra);
     for n in 0..normal {
@@ -508,7 +406,7 @@ fn uses_index(plan: &str, index: &str) -> bool {
 
 #[tokio::test]
 async fn every_query_uses_an_index_of_the_migration() {
-    for db in members(2).await {
+    for db in members(2).await.unwrap() {
         // Realistic statistics: 10,000 users with a few events each, spread over actions,
         // IPs and ten days, and the explained user with a long history (as active users
         // have), their rows interleaved with everyone else's.

@@ -1,7 +1,7 @@
 //! `ClientInfo` from `http` requests and through an axum `Router`.
 #![cfg(feature = "axum")]
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
@@ -10,11 +10,8 @@ use axum::http::{HeaderValue, Request, StatusCode};
 use axum::routing::get;
 use axum::{Extension, Router};
 use tower::ServiceExt;
+use trackable::ip;
 use trackable_core::{ClientConfig, ClientInfo, ForwardedHeader, IpSource};
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
 
 fn peer(s: &str) -> SocketAddr {
     s.parse().unwrap()

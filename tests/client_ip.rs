@@ -4,13 +4,10 @@ use std::error::Error as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
+use trackable::ip;
 use trackable_core::{
     ClientConfig, ClientInfo, ForwardedHeader, HashKey, IpPolicy, IpSource, UserAgentPolicy,
 };
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
 
 /// Trusts 10.0.0.0/8, 2001:db8:ffff::/48 and the bare addresses 192.168.0.1
 /// and ::1.

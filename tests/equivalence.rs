@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, SubsecRound, TimeZone, Utc};
 use proptest::prelude::*;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use trackable::models::{member, user};
-use trackable::{TestDb, create_table, mysql, postgres, sqlite_memory};
-use trackable_core::{Action, ClientInfo, HasSignInState, SignInState, Trackable, Tracker};
+use trackable::{TestDb, member_and_user, mysql, postgres, sqlite_memory};
+use trackable_core::{Action, ClientInfo, HasSignInState, SignInState, Tracker};
 
 fn clock(start: i64) -> impl Fn() -> DateTime<Utc> + Send + Sync + 'static {
     let tick = Arc::new(AtomicI64::new(0));
@@ -30,24 +30,7 @@ async fn check(events: Vec<(Action, Option<u8>)>) {
 }
 
 async fn check_on(db: TestDb, events: Vec<(Action, Option<u8>)>) {
-    create_table(&db.db, user::Entity).await.unwrap();
-    create_table(&db.db, member::Entity).await.unwrap();
-    member::Model::migration().up(&db.db).await.unwrap();
-    let fields_user = user::ActiveModel {
-        email: Set("f@example.com".into()),
-        sign_in_count: Set(0),
-        ..Default::default()
-    }
-    .insert(&db.db)
-    .await
-    .unwrap();
-    let table_user = member::ActiveModel {
-        email: Set("t@example.com".into()),
-        ..Default::default()
-    }
-    .insert(&db.db)
-    .await
-    .unwrap();
+    let (table_user, fields_user) = member_and_user(&db.db).await.unwrap();
 
     let fields = Tracker::new().with_clock(clock(1_600_000_000));
     let table = Tracker::new().with_clock(clock(1_600_000_000));

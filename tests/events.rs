@@ -8,12 +8,11 @@
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use sea_orm::{ActiveModelTrait, Set};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt;
-use trackable::models::{member, user};
-use trackable::{TestDb, all_backends, create_table};
-use trackable_core::{ClientInfo, HashKey, IpPolicy, Trackable, Tracker};
+use trackable::models::member;
+use trackable::{USER_AGENT, all_backends, client, member_and_user};
+use trackable_core::{HashKey, IpPolicy, Tracker};
 
 /// Everything the `fmt` subscriber writes, as it would reach a log file.
 #[derive(Clone, Default)]
@@ -61,32 +60,6 @@ fn field(line: &str, name: &str) -> Option<String> {
 
 const RAW_IP: &str = "203.0.113.77";
 
-fn client() -> ClientInfo {
-    ClientInfo::from_ip(RAW_IP.parse().unwrap()).with_user_agent("Mozilla/5.0 (events)")
-}
-
-async fn setup(db: &TestDb) -> (member::Model, user::Model) {
-    create_table(&db.db, member::Entity).await.unwrap();
-    member::Model::migration().up(&db.db).await.unwrap();
-    create_table(&db.db, user::Entity).await.unwrap();
-    let member = member::ActiveModel {
-        email: Set("ada@example.com".into()),
-        ..Default::default()
-    }
-    .insert(&db.db)
-    .await
-    .unwrap();
-    let user = user::ActiveModel {
-        email: Set("bob@example.com".into()),
-        sign_in_count: Set(0),
-        ..Default::default()
-    }
-    .insert(&db.db)
-    .await
-    .unwrap();
-    (member, user)
-}
-
 #[tokio::test]
 async fn every_event_is_logged_with_the_ip_after_the_policy() {
     let key = b"an events test key, 32 bytes....";
@@ -111,36 +84,27 @@ async fn every_event_is_logged_with_the_ip_after_the_policy() {
         .unwrap();
 
     for db in all_backends(2).await.unwrap() {
-        let (member, user) = setup(&db).await;
+        let (member, user) = member_and_user(&db.db).await.unwrap();
+        let from = client(RAW_IP);
         for (policy, logged_ip) in &policies {
             let tracker = Tracker::new()
                 .with_ip_policy(policy.clone())
                 .with_identifier_key(HashKey::new(key).unwrap());
             captured.take();
 
-            tracker.login(&db.db, &member, &client()).await.unwrap();
+            tracker.login(&db.db, &member, &from).await.unwrap();
+            tracker.failed_login(&db.db, &member, &from).await.unwrap();
+            tracker.lock(&db.db, &member, &from).await.unwrap();
+            tracker.logout(&db.db, &member, &from).await.unwrap();
             tracker
-                .failed_login(&db.db, &member, &client())
+                .failed_login_unknown::<member::Model>(&db.db, "guessed.name@example.com", &from)
                 .await
                 .unwrap();
-            tracker.lock(&db.db, &member, &client()).await.unwrap();
-            tracker.logout(&db.db, &member, &client()).await.unwrap();
-            tracker
-                .failed_login_unknown::<member::Model>(
-                    &db.db,
-                    "guessed.name@example.com",
-                    &client(),
-                )
-                .await
-                .unwrap();
-            tracker.login(&db.db, &user, &client()).await.unwrap();
-            tracker
-                .failed_login(&db.db, &user, &client())
-                .await
-                .unwrap();
+            tracker.login(&db.db, &user, &from).await.unwrap();
+            tracker.failed_login(&db.db, &user, &from).await.unwrap();
             let mut ghost = member.clone();
             ghost.id += 1000;
-            tracker.login(&db.db, &ghost, &client()).await.unwrap_err();
+            tracker.login(&db.db, &ghost, &from).await.unwrap_err();
 
             let lines = captured.take();
             let expected = [
@@ -169,7 +133,7 @@ async fn every_event_is_logged_with_the_ip_after_the_policy() {
                 }
                 // nothing else from the request is logged
                 assert!(!line.contains("guessed.name"), "{line}");
-                assert!(!line.contains("Mozilla"), "{line}");
+                assert!(!line.contains(USER_AGENT), "{line}");
             }
             assert_eq!(
                 field(&lines[4], "unknown_identifier").as_deref(),

@@ -1,8 +1,6 @@
 //! Fields mode against real databases: SQLite always, PostgreSQL and MySQL when configured.
 
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::{
@@ -10,46 +8,47 @@ use sea_orm::{
     TransactionTrait,
 };
 use trackable::models::{inserted, renamed, user};
-use trackable::{TestDb, all_backends, create_table};
-use trackable_core::{Action, ClientInfo, Error, HasSignInState, SignInState, Trackable, Tracker};
+use trackable::{
+    TestDb, all_backends, client, create_table, create_tracked, new_user, stepping_clock, users,
+};
+use trackable_core::{Action, Error, HasSignInState, SignInState, Trackable, Tracker};
 
-/// A clock that moves one second (and a few nanoseconds) per reading.
-fn stepping_clock() -> impl Fn() -> DateTime<Utc> + Send + Sync + 'static {
-    let tick = Arc::new(AtomicI64::new(0));
-    move || {
-        let n = tick.fetch_add(1, Ordering::SeqCst);
-        Utc.timestamp_opt(1_700_000_000 + n, 123_456_789).unwrap()
-    }
+/// The first reading of the test clocks.
+fn first_reading() -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000, 123_456_789).unwrap()
 }
 
-fn client(ip: &str) -> ClientInfo {
-    ClientInfo::from_ip(ip.parse::<IpAddr>().unwrap()).with_user_agent("tests/1.0")
+/// The user as stored now.
+async fn reload(db: &TestDb, id: i32) -> user::Model {
+    user::Entity::find_by_id(id)
+        .one(&db.db)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
-async fn new_user(db: &TestDb, email: &str) -> user::Model {
-    user::ActiveModel {
-        email: Set(email.to_owned()),
-        sign_in_count: Set(0),
-        ..Default::default()
-    }
-    .insert(&db.db)
-    .await
-    .unwrap()
-}
-
-async fn setup(connections: u32) -> Vec<TestDb> {
-    let dbs = all_backends(connections).await.unwrap();
-    for db in &dbs {
-        create_table(&db.db, user::Entity).await.unwrap();
-    }
-    dbs
+/// Asserts the five tracked fields of `row`: the count, then the current and the last
+/// sign-in as `(at, ip)`.
+#[track_caller]
+fn assert_fields(
+    row: &user::Model,
+    backend: DbBackend,
+    count: i32,
+    current: (Option<DateTime<Utc>>, Option<&str>),
+    last: (Option<DateTime<Utc>>, Option<&str>),
+) {
+    assert_eq!(row.sign_in_count, count, "{backend:?}");
+    let row_current = (row.current_sign_in_at, row.current_sign_in_ip.as_deref());
+    assert_eq!(row_current, current, "{backend:?}: current sign-in");
+    let row_last = (row.last_sign_in_at, row.last_sign_in_ip.as_deref());
+    assert_eq!(row_last, last, "{backend:?}: last sign-in");
 }
 
 #[tokio::test]
 async fn state_table_event_by_event() {
-    for db in setup(2).await {
-        let tracker = Tracker::new().with_clock(stepping_clock());
-        let u = new_user(&db, "ada@example.com").await;
+    for db in users(2).await.unwrap() {
+        let tracker = Tracker::new().with_clock(stepping_clock(first_reading()));
+        let u = new_user(&db.db, "ada@example.com").await.unwrap();
 
         // first login: last = (now, ip), current = (now, ip), count 1
         let a = tracker
@@ -57,11 +56,13 @@ async fn state_table_event_by_event() {
             .await
             .unwrap();
         let t1 = Utc.timestamp_opt(1_700_000_000, 123_456_000).unwrap();
-        assert_eq!(a.sign_in_count, 1, "{:?}", db.backend);
-        assert_eq!(a.current_sign_in_at, Some(t1));
-        assert_eq!(a.current_sign_in_ip.as_deref(), Some("192.0.2.1"));
-        assert_eq!(a.last_sign_in_at, Some(t1));
-        assert_eq!(a.last_sign_in_ip.as_deref(), Some("192.0.2.1"));
+        assert_fields(
+            &a,
+            db.backend,
+            1,
+            (Some(t1), Some("192.0.2.1")),
+            (Some(t1), Some("192.0.2.1")),
+        );
 
         // second login: last = previous current
         let b = tracker
@@ -69,22 +70,26 @@ async fn state_table_event_by_event() {
             .await
             .unwrap();
         let t2 = Utc.timestamp_opt(1_700_000_001, 123_456_000).unwrap();
-        assert_eq!(b.sign_in_count, 2);
-        assert_eq!(b.current_sign_in_at, Some(t2));
-        assert_eq!(b.current_sign_in_ip.as_deref(), Some("198.51.100.2"));
-        assert_eq!(b.last_sign_in_at, Some(t1));
-        assert_eq!(b.last_sign_in_ip.as_deref(), Some("192.0.2.1"));
+        assert_fields(
+            &b,
+            db.backend,
+            2,
+            (Some(t2), Some("198.51.100.2")),
+            (Some(t1), Some("192.0.2.1")),
+        );
 
         // logout: last = current, current cleared, count kept
         let c = tracker
             .logout(&db.db, &u, &client("198.51.100.2"))
             .await
             .unwrap();
-        assert_eq!(c.sign_in_count, 2);
-        assert_eq!(c.current_sign_in_at, None);
-        assert_eq!(c.current_sign_in_ip, None);
-        assert_eq!(c.last_sign_in_at, Some(t2));
-        assert_eq!(c.last_sign_in_ip.as_deref(), Some("198.51.100.2"));
+        assert_fields(
+            &c,
+            db.backend,
+            2,
+            (None, None),
+            (Some(t2), Some("198.51.100.2")),
+        );
 
         // logout twice: unchanged
         let d = tracker
@@ -99,26 +104,24 @@ async fn state_table_event_by_event() {
             .await
             .unwrap();
         let t5 = Utc.timestamp_opt(1_700_000_004, 123_456_000).unwrap();
-        assert_eq!(e.sign_in_count, 3);
-        assert_eq!(e.current_sign_in_at, Some(t5));
-        assert_eq!(e.current_sign_in_ip.as_deref(), Some("2001:db8::1"));
-        assert_eq!(e.last_sign_in_at, Some(t2));
-        assert_eq!(e.last_sign_in_ip.as_deref(), Some("198.51.100.2"));
+        assert_fields(
+            &e,
+            db.backend,
+            3,
+            (Some(t5), Some("2001:db8::1")),
+            (Some(t2), Some("198.51.100.2")),
+        );
 
         // what is stored is what was returned
-        let stored = user::Entity::find_by_id(u.id)
-            .one(&db.db)
-            .await
-            .unwrap()
-            .unwrap();
+        let stored = reload(&db, u.id).await;
         assert_eq!(stored, e);
     }
 }
 
 #[tokio::test]
 async fn other_events_write_nothing_in_fields_mode() {
-    for db in setup(2).await {
-        let u = new_user(&db, "bob@example.com").await;
+    for db in users(2).await.unwrap() {
+        let u = new_user(&db.db, "bob@example.com").await.unwrap();
         let after_login = trackable_core::track_login(&db.db, &u, &client("192.0.2.1"))
             .await
             .unwrap();
@@ -134,21 +137,17 @@ async fn other_events_write_nothing_in_fields_mode() {
                 .unwrap();
             assert!(written.is_none(), "{action} wrote {written:?}");
         }
-        let stored = user::Entity::find_by_id(u.id)
-            .one(&db.db)
-            .await
-            .unwrap()
-            .unwrap();
+        let stored = reload(&db, u.id).await;
         assert_eq!(stored, after_login);
     }
 }
 
 #[tokio::test]
 async fn the_state_matches_the_reference_rule() {
-    for db in setup(2).await {
-        let tracker = Tracker::new().with_clock(stepping_clock());
-        let reference_clock = stepping_clock();
-        let u = new_user(&db, "eve@example.com").await;
+    for db in users(2).await.unwrap() {
+        let tracker = Tracker::new().with_clock(stepping_clock(first_reading()));
+        let reference_clock = stepping_clock(first_reading());
+        let u = new_user(&db.db, "eve@example.com").await.unwrap();
         let mut expected = SignInState::default();
         let script = [
             Action::Logout,
@@ -229,8 +228,8 @@ async fn fields_inserted_by_the_attribute_macro() {
 async fn concurrent_logins_lose_no_increment() {
     const TASKS: usize = 64;
     const LOGINS: usize = 20;
-    for db in setup(8).await {
-        let u = new_user(&db, "busy@example.com").await;
+    for db in users(8).await.unwrap() {
+        let u = new_user(&db.db, "busy@example.com").await.unwrap();
         let db = Arc::new(db);
         let mut tasks = Vec::new();
         for t in 0..TASKS {
@@ -248,11 +247,7 @@ async fn concurrent_logins_lose_no_increment() {
         for task in tasks {
             task.await.unwrap().unwrap();
         }
-        let stored = user::Entity::find_by_id(u.id)
-            .one(&db.db)
-            .await
-            .unwrap()
-            .unwrap();
+        let stored = reload(&db, u.id).await;
         assert_eq!(
             stored.sign_in_count as usize,
             TASKS * LOGINS,
@@ -264,8 +259,8 @@ async fn concurrent_logins_lose_no_increment() {
 
 #[tokio::test]
 async fn an_unknown_user_is_an_error_and_nothing_is_written() {
-    for db in setup(2).await {
-        let real = new_user(&db, "real@example.com").await;
+    for db in users(2).await.unwrap() {
+        let real = new_user(&db.db, "real@example.com").await.unwrap();
         let mut ghost = real.clone();
         ghost.id = real.id + 1000;
         for action in Action::ALL {
@@ -286,30 +281,22 @@ async fn an_unknown_user_is_an_error_and_nothing_is_written() {
             }
         }
         assert_eq!(user::Entity::find().count(&db.db).await.unwrap(), 1);
-        let stored = user::Entity::find_by_id(real.id)
-            .one(&db.db)
-            .await
-            .unwrap()
-            .unwrap();
+        let stored = reload(&db, real.id).await;
         assert_eq!(stored, real);
     }
 }
 
 #[tokio::test]
 async fn a_rolled_back_transaction_leaves_nothing_behind() {
-    for db in setup(2).await {
-        let u = new_user(&db, "txn@example.com").await;
+    for db in users(2).await.unwrap() {
+        let u = new_user(&db.db, "txn@example.com").await.unwrap();
         let txn = db.db.begin().await.unwrap();
         let inside = trackable_core::track_login(&txn, &u, &client("192.0.2.1"))
             .await
             .unwrap();
         assert_eq!(inside.sign_in_count, 1);
         txn.rollback().await.unwrap();
-        let stored = user::Entity::find_by_id(u.id)
-            .one(&db.db)
-            .await
-            .unwrap()
-            .unwrap();
+        let stored = reload(&db, u.id).await;
         assert_eq!(stored, u);
 
         let txn = db.db.begin().await.unwrap();
@@ -317,19 +304,15 @@ async fn a_rolled_back_transaction_leaves_nothing_behind() {
             .await
             .unwrap();
         txn.commit().await.unwrap();
-        let stored = user::Entity::find_by_id(u.id)
-            .one(&db.db)
-            .await
-            .unwrap()
-            .unwrap();
+        let stored = reload(&db, u.id).await;
         assert_eq!(stored.sign_in_count, 1);
     }
 }
 
 #[tokio::test]
 async fn a_stale_model_does_not_overwrite_a_newer_login() {
-    for db in setup(2).await {
-        let stale = new_user(&db, "stale@example.com").await;
+    for db in users(2).await.unwrap() {
+        let stale = new_user(&db.db, "stale@example.com").await.unwrap();
         let newer = trackable_core::track_login(&db.db, &stale, &client("192.0.2.1"))
             .await
             .unwrap();
@@ -343,8 +326,8 @@ async fn a_stale_model_does_not_overwrite_a_newer_login() {
 
 #[tokio::test]
 async fn ip_privacy_policy_none_stores_no_ip() {
-    for db in setup(2).await {
-        let u = new_user(&db, "private@example.com").await;
+    for db in users(2).await.unwrap() {
+        let u = new_user(&db.db, "private@example.com").await.unwrap();
         let tracker = Tracker::new().with_ip_policy(trackable_core::IpPolicy::None);
         let a = tracker
             .login(&db.db, &u, &client("192.0.2.1"))
@@ -442,8 +425,7 @@ async fn models_in_the_sea_orm_model_format() {
     use trackable::models::{dense_member, dense_user};
     for db in all_backends(1).await.unwrap() {
         create_table(&db.db, dense_user::Entity).await.unwrap();
-        create_table(&db.db, dense_member::Entity).await.unwrap();
-        dense_member::Model::migration().up(&db.db).await.unwrap();
+        create_tracked(&db.db, dense_member::Entity).await.unwrap();
         let u = dense_user::ActiveModel {
             sign_in_count: Set(0),
             ..Default::default()

@@ -3,56 +3,12 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, Set,
-};
+use chrono::TimeDelta;
+use sea_orm::{ColumnTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter};
 use trackable::models::member::{self, member_events as events};
-use trackable::{TestDb, all_backends, create_table};
-use trackable_core::{Action, ClientInfo, IpPolicy, LockDecision, Lockout, Trackable, Tracker};
-
-#[derive(Clone, Default)]
-struct ManualClock(Arc<AtomicI64>);
-
-impl ManualClock {
-    fn advance(&self, by: TimeDelta) {
-        self.0
-            .fetch_add(by.num_microseconds().unwrap(), Ordering::SeqCst);
-    }
-    fn now(&self) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_704_067_200, 0).unwrap()
-            + TimeDelta::microseconds(self.0.load(Ordering::SeqCst))
-    }
-    fn tracker(&self) -> Tracker {
-        let clock = self.clone();
-        Tracker::new().with_clock(move || clock.now())
-    }
-}
-
-fn client(ip: &str) -> ClientInfo {
-    ClientInfo::from_ip(ip.parse::<IpAddr>().unwrap())
-}
-
-async fn members(connections: u32) -> Vec<TestDb> {
-    let dbs = all_backends(connections).await.unwrap();
-    for db in &dbs {
-        create_table(&db.db, member::Entity).await.unwrap();
-        member::Model::migration().up(&db.db).await.unwrap();
-    }
-    dbs
-}
-
-async fn new_member(db: &TestDb, email: &str) -> member::Model {
-    member::ActiveModel {
-        email: Set(email.into()),
-        ..Default::default()
-    }
-    .insert(&db.db)
-    .await
-    .unwrap()
-}
+use trackable::{ManualClock, TestDb, bare_client, ip, members, new_member};
+use trackable_core::{Action, IpPolicy, LockDecision, Lockout};
 
 async fn locks(db: &TestDb, user: &member::Model) -> u64 {
     events::Entity::find()
@@ -67,13 +23,13 @@ const MINUTE: TimeDelta = TimeDelta::minutes(1);
 
 #[tokio::test]
 async fn a_user_is_locked_at_the_threshold_for_the_cool_off() {
-    for db in members(2).await {
+    for db in members(2).await.unwrap() {
         let clock = ManualClock::default();
         let tracker = clock.tracker();
         let lockout = Lockout::new(3, MINUTE * 10, MINUTE * 15);
-        let ada = new_member(&db, "ada@example.com").await;
-        let bob = new_member(&db, "bob@example.com").await;
-        let from = client("192.0.2.1");
+        let ada = new_member(&db.db, "ada@example.com").await.unwrap();
+        let bob = new_member(&db.db, "bob@example.com").await.unwrap();
+        let from = bare_client("192.0.2.1");
         let check = |user: &member::Model| {
             let (tracker, db, user, from) = (&tracker, &db.db, user.clone(), from.clone());
             async move { lockout.check_user(tracker, db, &user, &from).await.unwrap() }
@@ -138,12 +94,12 @@ async fn a_user_is_locked_at_the_threshold_for_the_cool_off() {
 
 #[tokio::test]
 async fn a_login_restarts_the_count_and_old_failures_leave_the_window() {
-    for db in members(2).await {
+    for db in members(2).await.unwrap() {
         let clock = ManualClock::default();
         let tracker = clock.tracker();
         let lockout = Lockout::new(3, MINUTE * 10, MINUTE * 15);
-        let ada = new_member(&db, "ada@example.com").await;
-        let from = client("192.0.2.1");
+        let ada = new_member(&db.db, "ada@example.com").await.unwrap();
+        let from = bare_client("192.0.2.1");
 
         for _ in 0..2 {
             tracker.failed_login(&db.db, &ada, &from).await.unwrap();
@@ -174,14 +130,14 @@ async fn a_login_restarts_the_count_and_old_failures_leave_the_window() {
 
 #[tokio::test]
 async fn concurrent_checks_past_the_threshold_agree() {
-    for db in members(8).await {
+    for db in members(8).await.unwrap() {
         let clock = ManualClock::default();
         let tracker = clock.tracker();
         let lockout = Lockout::default();
-        let ada = new_member(&db, "ada@example.com").await;
+        let ada = new_member(&db.db, "ada@example.com").await.unwrap();
         for _ in 0..lockout.threshold() {
             tracker
-                .failed_login(&db.db, &ada, &client("192.0.2.1"))
+                .failed_login(&db.db, &ada, &bare_client("192.0.2.1"))
                 .await
                 .unwrap();
         }
@@ -191,7 +147,7 @@ async fn concurrent_checks_past_the_threshold_agree() {
             let (db, tracker, ada) = (Arc::clone(&db), tracker.clone(), ada.clone());
             tasks.push(tokio::spawn(async move {
                 lockout
-                    .check_user(&tracker, &db.db, &ada, &client("192.0.2.1"))
+                    .check_user(&tracker, &db.db, &ada, &bare_client("192.0.2.1"))
                     .await
                     .unwrap()
             }));
@@ -226,15 +182,15 @@ async fn concurrent_checks_past_the_threshold_agree() {
 
 #[tokio::test]
 async fn an_ip_is_blocked_by_failures_of_known_and_unknown_identifiers() {
-    for db in members(2).await {
+    for db in members(2).await.unwrap() {
         let clock = ManualClock::default();
         let tracker = clock.tracker().with_ip_policy(IpPolicy::truncate());
         let lockout = Lockout::new(4, MINUTE * 10, MINUTE * 5);
-        let ada = new_member(&db, "ada@example.com").await;
-        let bob = new_member(&db, "bob@example.com").await;
-        let attacker: IpAddr = "198.51.100.23".parse().unwrap();
-        let neighbour: IpAddr = "198.51.100.99".parse().unwrap();
-        let elsewhere: IpAddr = "203.0.113.1".parse().unwrap();
+        let ada = new_member(&db.db, "ada@example.com").await.unwrap();
+        let bob = new_member(&db.db, "bob@example.com").await.unwrap();
+        let attacker = ip("198.51.100.23");
+        let neighbour = ip("198.51.100.99");
+        let elsewhere = ip("203.0.113.1");
         let check = |ip: IpAddr| {
             let (tracker, db) = (&tracker, &db.db);
             async move {
@@ -246,18 +202,18 @@ async fn an_ip_is_blocked_by_failures_of_known_and_unknown_identifiers() {
         };
 
         tracker
-            .failed_login(&db.db, &ada, &client("198.51.100.23"))
+            .failed_login(&db.db, &ada, &bare_client("198.51.100.23"))
             .await
             .unwrap();
         tracker
-            .failed_login(&db.db, &bob, &client("198.51.100.23"))
+            .failed_login(&db.db, &bob, &bare_client("198.51.100.23"))
             .await
             .unwrap();
         for guess in ["root", "admin"] {
             clock.advance(MINUTE);
             assert_eq!(check(attacker).await, LockDecision::Allow);
             tracker
-                .failed_login_unknown::<member::Model>(&db.db, guess, &client("198.51.100.23"))
+                .failed_login_unknown::<member::Model>(&db.db, guess, &bare_client("198.51.100.23"))
                 .await
                 .unwrap();
         }
@@ -272,7 +228,7 @@ async fn an_ip_is_blocked_by_failures_of_known_and_unknown_identifiers() {
         // a user's lock is separate: ada has one failure
         assert_eq!(
             lockout
-                .check_user(&tracker, &db.db, &ada, &client("203.0.113.1"))
+                .check_user(&tracker, &db.db, &ada, &bare_client("203.0.113.1"))
                 .await
                 .unwrap(),
             LockDecision::Allow

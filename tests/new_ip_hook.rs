@@ -1,35 +1,11 @@
 //! The new-IP hook: once per login from an IP new for the user, also under concurrent logins.
 //! SQLite always, PostgreSQL and MySQL when configured.
 
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use sea_orm::{ActiveModelTrait, Set, Value};
-use trackable::models::{member, user};
-use trackable::{TestDb, all_backends, create_table};
-use trackable_core::{Action, ClientInfo, IpPolicy, NewIp, Trackable, Tracker};
-
-async fn setup(db: &TestDb) -> (member::Model, user::Model) {
-    create_table(&db.db, member::Entity).await.unwrap();
-    member::Model::migration().up(&db.db).await.unwrap();
-    create_table(&db.db, user::Entity).await.unwrap();
-    let member = member::ActiveModel {
-        email: Set("ada@example.com".into()),
-        ..Default::default()
-    }
-    .insert(&db.db)
-    .await
-    .unwrap();
-    let user = user::ActiveModel {
-        email: Set("bob@example.com".into()),
-        sign_in_count: Set(0),
-        ..Default::default()
-    }
-    .insert(&db.db)
-    .await
-    .unwrap();
-    (member, user)
-}
+use sea_orm::Value;
+use trackable::{USER_AGENT, all_backends, client, member_and_user};
+use trackable_core::{Action, ClientInfo, IpPolicy, NewIp, Tracker};
 
 fn recorder() -> (Tracker, Arc<Mutex<Vec<NewIp>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -40,46 +16,42 @@ fn recorder() -> (Tracker, Arc<Mutex<Vec<NewIp>>>) {
     (tracker, seen)
 }
 
-fn from(ip: &str) -> ClientInfo {
-    ClientInfo::from_ip(ip.parse::<IpAddr>().unwrap()).with_user_agent("curl/8")
-}
-
 #[tokio::test]
 async fn the_new_ip_hook_fires_once_per_new_ip_of_a_user() {
     for db in all_backends(2).await.unwrap() {
-        let (member, user) = setup(&db).await;
+        let (member, user) = member_and_user(&db.db).await.unwrap();
         let (tracker, seen) = recorder();
         let take = || std::mem::take(&mut *seen.lock().unwrap());
 
         let first = tracker
-            .login(&db.db, &member, &from("192.0.2.1"))
+            .login(&db.db, &member, &client("192.0.2.1"))
             .await
             .unwrap();
         let fired = take();
         assert_eq!(fired.len(), 1, "{:?}", db.backend);
         assert_eq!(fired[0].user_id, Value::Int(Some(member.id)));
         assert_eq!(fired[0].ip, "192.0.2.1");
-        assert_eq!(fired[0].user_agent.as_deref(), Some("curl/8"));
+        assert_eq!(fired[0].user_agent.as_deref(), Some(USER_AGENT));
         assert_eq!(fired[0].at, first.inserted_at);
         assert_eq!(fired[0].event_id, first.id);
         assert!(fired[0].first_login);
 
         tracker
-            .login(&db.db, &member, &from("192.0.2.1"))
+            .login(&db.db, &member, &client("192.0.2.1"))
             .await
             .unwrap();
         // only logins count, and only logins fire
         tracker
-            .failed_login(&db.db, &member, &from("192.0.2.2"))
+            .failed_login(&db.db, &member, &client("192.0.2.2"))
             .await
             .unwrap();
         tracker
-            .track(&db.db, &member, Action::PasswordReset, &from("192.0.2.3"))
+            .track(&db.db, &member, Action::PasswordReset, &client("192.0.2.3"))
             .await
             .unwrap();
         assert!(take().is_empty());
         let second = tracker
-            .login(&db.db, &member, &from("192.0.2.2"))
+            .login(&db.db, &member, &client("192.0.2.2"))
             .await
             .unwrap();
         let fired = take();
@@ -92,7 +64,7 @@ async fn the_new_ip_hook_fires_once_per_new_ip_of_a_user() {
             .with_ip_policy(IpPolicy::None)
             .on_new_ip(|_: &NewIp| panic!("no IP is stored under IpPolicy::None"));
         blind
-            .login(&db.db, &member, &from("192.0.2.9"))
+            .login(&db.db, &member, &client("192.0.2.9"))
             .await
             .unwrap();
         blind
@@ -102,7 +74,7 @@ async fn the_new_ip_hook_fires_once_per_new_ip_of_a_user() {
         // fields mode keeps no IP history
         let fields = Tracker::new().on_new_ip(|_: &NewIp| panic!("fields mode has no hook"));
         fields
-            .login(&db.db, &user, &from("192.0.2.9"))
+            .login(&db.db, &user, &client("192.0.2.9"))
             .await
             .unwrap();
     }
@@ -113,10 +85,10 @@ async fn concurrent_logins_from_a_new_ip_fire_the_hook_once() {
     const IPS: usize = 4;
     const EACH: usize = 8;
     for db in all_backends(8).await.unwrap() {
-        let (member, _) = setup(&db).await;
+        let (member, _) = member_and_user(&db.db).await.unwrap();
         let (tracker, seen) = recorder();
         tracker
-            .login(&db.db, &member, &from("192.0.2.1"))
+            .login(&db.db, &member, &client("192.0.2.1"))
             .await
             .unwrap();
         seen.lock().unwrap().clear();
@@ -127,7 +99,7 @@ async fn concurrent_logins_from_a_new_ip_fire_the_hook_once() {
             let (db, tracker, member) = (Arc::clone(&db), tracker.clone(), member.clone());
             tasks.push(tokio::spawn(async move {
                 let ip = format!("198.51.100.{}", i % IPS);
-                tracker.login(&db.db, &member, &from(&ip)).await.unwrap()
+                tracker.login(&db.db, &member, &client(&ip)).await.unwrap()
             }));
         }
         let mut rows = Vec::new();

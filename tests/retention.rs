@@ -2,25 +2,19 @@
 //! anonymisation, also while logins are tracked concurrently. SQLite always, PostgreSQL and
 //! MySQL when configured.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set, Statement, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    Statement, TransactionTrait,
 };
 use trackable::models::member::{self, member_events as events};
-use trackable::{TestDb, all_backends, create_table};
+use trackable::{TestDb, bare_client, events_of, insert_members, members, new_member};
 use trackable_core::{
-    Action, ClientInfo, HasSignInState, IpPolicy, SignInState, Trackable, Tracker,
-    anonymize_audit_ips, purge_audit_trail,
+    Action, HasSignInState, IpPolicy, SignInState, Tracker, anonymize_audit_ips, purge_audit_trail,
 };
-
-fn client(ip: &str) -> ClientInfo {
-    ClientInfo::from_ip(ip.parse::<IpAddr>().unwrap())
-}
 
 fn at(days: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_600_000_000, 0).unwrap() + TimeDelta::days(days)
@@ -30,32 +24,20 @@ fn fixed(days: i64) -> Tracker {
     Tracker::new().with_clock(move || at(days))
 }
 
-async fn members(connections: u32) -> Vec<TestDb> {
-    let dbs = all_backends(connections).await.unwrap();
-    for db in &dbs {
-        create_table(&db.db, member::Entity).await.unwrap();
-        member::Model::migration().up(&db.db).await.unwrap();
-    }
-    dbs
-}
-
-async fn new_member(db: &TestDb, email: &str) -> member::Model {
-    member::ActiveModel {
-        email: Set(email.into()),
-        ..Default::default()
-    }
-    .insert(&db.db)
-    .await
-    .unwrap()
-}
-
-async fn rows_of(db: &TestDb, user: &member::Model) -> Vec<events::Model> {
-    events::Entity::find()
-        .filter(events::Column::UserId.eq(user.id))
-        .order_by_asc(events::Column::Id)
-        .all(&db.db)
+/// `user` signs in from `ip` on day `day`.
+async fn login(db: &TestDb, day: i64, user: &member::Model, ip: &str) -> events::Model {
+    fixed(day)
+        .login(&db.db, user, &bare_client(ip))
         .await
         .unwrap()
+}
+
+/// An unknown identifier fails to sign in from `ip` on day `day`.
+async fn unknown_failure(db: &TestDb, day: i64, ip: &str) {
+    fixed(day)
+        .failed_login_unknown::<member::Model>(&db.db, "x", &bare_client(ip))
+        .await
+        .unwrap();
 }
 
 async fn unknown_ips(db: &TestDb) -> Vec<Option<String>> {
@@ -73,37 +55,22 @@ async fn unknown_ips(db: &TestDb) -> Vec<Option<String>> {
 
 #[tokio::test]
 async fn purge_keeps_each_users_latest_row_and_the_state_it_carries() {
-    for db in members(2).await {
-        let active = new_member(&db, "active@example.com").await;
-        let idle = new_member(&db, "idle@example.com").await;
-        let fresh = new_member(&db, "fresh@example.com").await;
+    for db in members(2).await.unwrap() {
+        let active = new_member(&db.db, "active@example.com").await.unwrap();
+        let idle = new_member(&db.db, "idle@example.com").await.unwrap();
+        let fresh = new_member(&db.db, "fresh@example.com").await.unwrap();
         for day in 0..10 {
             for user in [&active, &idle] {
-                fixed(day)
-                    .login(&db.db, user, &client("192.0.2.1"))
-                    .await
-                    .unwrap();
+                login(&db, day, user, "192.0.2.1").await;
             }
-            fixed(day)
-                .failed_login_unknown::<member::Model>(&db.db, "x", &client("192.0.2.9"))
-                .await
-                .unwrap();
+            unknown_failure(&db, day, "192.0.2.9").await;
         }
         for day in 100..103 {
-            fixed(day)
-                .login(&db.db, &active, &client("192.0.2.2"))
-                .await
-                .unwrap();
-            fixed(day)
-                .failed_login_unknown::<member::Model>(&db.db, "x", &client("192.0.2.9"))
-                .await
-                .unwrap();
+            login(&db, day, &active, "192.0.2.2").await;
+            unknown_failure(&db, day, "192.0.2.9").await;
         }
-        fixed(100)
-            .login(&db.db, &fresh, &client("192.0.2.3"))
-            .await
-            .unwrap();
-        let idle_latest = rows_of(&db, &idle).await.pop().unwrap();
+        login(&db, 100, &fresh, "192.0.2.3").await;
+        let idle_latest = events_of(&db.db, &idle).await.unwrap().pop().unwrap();
 
         // Small batches, so the purge crosses many batch boundaries and kept rows.
         let deleted = purge_audit_trail::<member::Model>(&db.db, at(50), 3)
@@ -111,18 +78,18 @@ async fn purge_keeps_each_users_latest_row_and_the_state_it_carries() {
             .unwrap();
         // active: 10 old rows; idle: 9 of 10 (the latest stays); unknown: 10 old rows
         assert_eq!(deleted, 10 + 9 + 10, "{:?}", db.backend);
-        let active_rows = rows_of(&db, &active).await;
+        let active_rows = events_of(&db.db, &active).await.unwrap();
         assert_eq!(active_rows.len(), 3);
         assert!(active_rows.iter().all(|r| r.inserted_at >= at(50)));
-        assert_eq!(rows_of(&db, &idle).await, vec![idle_latest.clone()]);
-        assert_eq!(rows_of(&db, &fresh).await.len(), 1);
+        assert_eq!(
+            events_of(&db.db, &idle).await.unwrap(),
+            vec![idle_latest.clone()]
+        );
+        assert_eq!(events_of(&db.db, &fresh).await.unwrap().len(), 1);
         assert_eq!(unknown_ips(&db).await.len(), 3);
 
         // The kept row carries the state: the next login continues from it.
-        let next = fixed(200)
-            .login(&db.db, &idle, &client("192.0.2.4"))
-            .await
-            .unwrap();
+        let next = login(&db, 200, &idle, "192.0.2.4").await;
         assert_eq!(next.sign_in_count, 11);
         assert_eq!(next.last_sign_in_at, idle_latest.current_sign_in_at);
         assert_eq!(next.last_sign_in_ip, idle_latest.current_sign_in_ip);
@@ -132,7 +99,7 @@ async fn purge_keeps_each_users_latest_row_and_the_state_it_carries() {
             .await
             .unwrap();
         assert_eq!(deleted, 1);
-        assert_eq!(rows_of(&db, &idle).await, vec![next]);
+        assert_eq!(events_of(&db.db, &idle).await.unwrap(), vec![next]);
         assert_eq!(
             purge_audit_trail::<member::Model>(&db.db, at(50), 1000)
                 .await
@@ -144,40 +111,25 @@ async fn purge_keeps_each_users_latest_row_and_the_state_it_carries() {
 
 #[tokio::test]
 async fn anonymize_rewrites_old_ips_only_and_later_rows_still_chain() {
-    for db in members(2).await {
-        let ada = new_member(&db, "ada@example.com").await;
-        let bob = new_member(&db, "bob@example.com").await;
-        fixed(0)
-            .login(&db.db, &ada, &client("198.51.100.7"))
-            .await
-            .unwrap();
+    for db in members(2).await.unwrap() {
+        let ada = new_member(&db.db, "ada@example.com").await.unwrap();
+        let bob = new_member(&db.db, "bob@example.com").await.unwrap();
+        login(&db, 0, &ada, "198.51.100.7").await;
+        login(&db, 1, &ada, "2001:db8:1:2::7").await;
         fixed(1)
-            .login(&db.db, &ada, &client("2001:db8:1:2::7"))
+            .failed_login(&db.db, &ada, &bare_client("203.0.113.5"))
             .await
             .unwrap();
-        fixed(1)
-            .failed_login(&db.db, &ada, &client("203.0.113.5"))
-            .await
-            .unwrap();
-        fixed(2)
-            .failed_login_unknown::<member::Model>(&db.db, "x", &client("203.0.113.6"))
-            .await
-            .unwrap();
+        unknown_failure(&db, 2, "203.0.113.6").await;
         // already hashed by its tracker's policy: not an address, left alone
         let hashing = IpPolicy::keyed_hash(b"0123456789abcdef").unwrap();
         let hashed = fixed(2)
             .with_ip_policy(hashing.clone())
-            .login(&db.db, &bob, &client("192.0.2.1"))
+            .login(&db.db, &bob, &bare_client("192.0.2.1"))
             .await
             .unwrap();
-        fixed(100)
-            .login(&db.db, &bob, &client("192.0.2.50"))
-            .await
-            .unwrap();
-        fixed(100)
-            .failed_login_unknown::<member::Model>(&db.db, "x", &client("203.0.113.7"))
-            .await
-            .unwrap();
+        login(&db, 100, &bob, "192.0.2.50").await;
+        unknown_failure(&db, 100, "203.0.113.7").await;
 
         let changed =
             anonymize_audit_ips::<member::Model>(&db.db, at(50), &IpPolicy::truncate(), 2)
@@ -185,7 +137,7 @@ async fn anonymize_rewrites_old_ips_only_and_later_rows_still_chain() {
                 .unwrap();
         // ada's three rows and the old unknown row; bob's old row holds hashes only
         assert_eq!(changed, 4, "{:?}", db.backend);
-        let ada_rows = rows_of(&db, &ada).await;
+        let ada_rows = events_of(&db.db, &ada).await.unwrap();
         let ips = |r: &events::Model| {
             [
                 r.remote_ip.clone(),
@@ -210,7 +162,7 @@ async fn anonymize_rewrites_old_ips_only_and_later_rows_still_chain() {
             ]
         );
         assert_eq!(ips(&ada_rows[2])[0].as_deref(), Some("203.0.113.0"));
-        let bob_rows = rows_of(&db, &bob).await;
+        let bob_rows = events_of(&db.db, &bob).await.unwrap();
         assert_eq!(bob_rows[0], hashed);
         assert_eq!(
             bob_rows[1].remote_ip.as_deref(),
@@ -234,15 +186,12 @@ async fn anonymize_rewrites_old_ips_only_and_later_rows_still_chain() {
         );
 
         // ada's latest row was rewritten, so her next login chains to the rewritten value.
-        let next = fixed(101)
-            .login(&db.db, &ada, &client("192.0.2.77"))
-            .await
-            .unwrap();
+        let next = login(&db, 101, &ada, "192.0.2.77").await;
         let latest = &ada_rows[2];
         assert_eq!(next.last_sign_in_ip, latest.current_sign_in_ip);
         assert_eq!(next.last_sign_in_ip.as_deref(), Some("2001:db8:1::"));
         let mut state = SignInState::default();
-        for row in rows_of(&db, &ada).await {
+        for row in events_of(&db.db, &ada).await.unwrap() {
             state = state.apply(row.action, row.inserted_at, row.remote_ip.as_deref());
             assert_eq!(row.sign_in_state(), state, "rows chain after anonymising");
         }
@@ -251,7 +200,7 @@ async fn anonymize_rewrites_old_ips_only_and_later_rows_still_chain() {
         anonymize_audit_ips::<member::Model>(&db.db, at(50), &IpPolicy::None, 1000)
             .await
             .unwrap();
-        let first = &rows_of(&db, &ada).await[0];
+        let first = &events_of(&db.db, &ada).await.unwrap()[0];
         assert_eq!(ips(first), [None, None, None]);
         assert_eq!(unknown_ips(&db).await[0], None);
     }
@@ -264,7 +213,7 @@ async fn purging_100_000_rows_while_users_sign_in_loses_no_login() {
     const USERS: usize = 1000;
     const PER_USER: usize = 100;
     const BUSY: usize = 4;
-    for db in members(8).await {
+    for db in members(8).await.unwrap() {
         let backend = db.backend;
         let users = seed(&db, USERS, PER_USER).await;
         assert_eq!(
@@ -286,7 +235,12 @@ async fn purging_100_000_rows_while_users_sign_in_loses_no_login() {
                 let mut rows = Vec::new();
                 while !done.load(Ordering::SeqCst) || rows.len() < 20 {
                     let ip = format!("10.1.{i}.{}", rows.len() % 250);
-                    rows.push(tracker.login(&db.db, &user, &client(&ip)).await.unwrap());
+                    rows.push(
+                        tracker
+                            .login(&db.db, &user, &bare_client(&ip))
+                            .await
+                            .unwrap(),
+                    );
                 }
                 rows
             }));
@@ -367,20 +321,7 @@ fn seeded_at(k: usize) -> DateTime<Utc> {
 /// `users` members with `per_user` old logins each, chained, inserted in bulk.
 async fn seed(db: &TestDb, users: usize, per_user: usize) -> Vec<member::Model> {
     let txn = db.db.begin().await.unwrap();
-    for chunk in (0..users).collect::<Vec<_>>().chunks(500) {
-        member::Entity::insert_many(chunk.iter().map(|i| member::ActiveModel {
-            email: Set(format!("u{i}@example.com")),
-            ..Default::default()
-        }))
-        .exec(&txn)
-        .await
-        .unwrap();
-    }
-    let members = member::Entity::find()
-        .order_by_asc(member::Column::Id)
-        .all(&txn)
-        .await
-        .unwrap();
+    let members = insert_members(&txn, users).await.unwrap();
     let mut batch = Vec::with_capacity(1000);
     // Rounds over users, so that each user's rows are spread over the table.
     for k in 0..per_user {

@@ -1,10 +1,10 @@
 //! The generated migrations run from sea-orm-migration's `MigratorTrait`, up and down.
 
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use sea_orm::EntityTrait;
 use sea_orm_migration::prelude::*;
 use trackable::models::{member, user};
-use trackable::{all_backends, create_table};
-use trackable_core::{ClientInfo, Trackable};
+use trackable::{all_backends, bare_client, create_table, new_member};
+use trackable_core::Trackable;
 
 struct AddSignInFields;
 
@@ -108,7 +108,7 @@ async fn generated_migrations_run_under_the_migrator() {
         .await
         .unwrap();
         let u = user::Entity::find().one(&db.db).await.unwrap().unwrap();
-        let client = ClientInfo::from_ip("192.0.2.1".parse().unwrap());
+        let client = bare_client("192.0.2.1");
         assert_eq!(
             trackable_core::track_login(&db.db, &u, &client)
                 .await
@@ -116,13 +116,7 @@ async fn generated_migrations_run_under_the_migrator() {
                 .sign_in_count,
             1
         );
-        let m = member::ActiveModel {
-            email: Set("m@example.com".into()),
-            ..Default::default()
-        }
-        .insert(&db.db)
-        .await
-        .unwrap();
+        let m = new_member(&db.db, "m@example.com").await.unwrap();
         assert_eq!(
             trackable_core::track_login(&db.db, &m, &client)
                 .await

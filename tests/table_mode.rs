@@ -1,29 +1,22 @@
 //! Table mode against real databases: SQLite always, PostgreSQL and MySQL when configured.
 
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, SubsecRound, TimeZone, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, ModelTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, EntityTrait, ModelTrait, PaginatorTrait, QueryOrder, Set, TransactionTrait,
 };
 use trackable::models::{account, handle_user, member, uuid_user};
-use trackable::{TestDb, all_backends, create_table};
+use trackable::{
+    TestDb, USER_AGENT, all_backends, client, create_members, create_table, create_tracked,
+    events_of, members, new_member, stepping_clock,
+};
 use trackable_core::sea_orm::prelude::Uuid;
-use trackable_core::{Action, ClientInfo, Error, HasSignInState, SignInState, Trackable, Tracker};
+use trackable_core::{Action, Error, HasSignInState, SignInState, Trackable, Tracker};
 
-fn stepping_clock() -> impl Fn() -> DateTime<Utc> + Send + Sync + 'static {
-    let tick = Arc::new(AtomicI64::new(0));
-    move || {
-        let n = tick.fetch_add(1, Ordering::SeqCst);
-        Utc.timestamp_opt(1_700_000_000 + n, 987_654_321).unwrap()
-    }
-}
-
-fn client(ip: &str) -> ClientInfo {
-    ClientInfo::from_ip(ip.parse::<IpAddr>().unwrap()).with_user_agent("Mozilla/5.0 (tests)")
+/// The first reading of the clocks of `run_script`.
+fn first_reading() -> DateTime<Utc> {
+    Utc.timestamp_opt(1_700_000_000, 987_654_321).unwrap()
 }
 
 const SCRIPT: [Action; 8] = [
@@ -42,8 +35,8 @@ async fn run_script<M>(db: &TestDb, user: &M) -> Vec<M::Record>
 where
     M: Trackable,
 {
-    let tracker = Tracker::new().with_clock(stepping_clock());
-    let reference = stepping_clock();
+    let tracker = Tracker::new().with_clock(stepping_clock(first_reading()));
+    let reference = stepping_clock(first_reading());
     let mut expected = SignInState::default();
     let mut rows = Vec::new();
     for (i, action) in SCRIPT.into_iter().enumerate() {
@@ -68,23 +61,11 @@ where
 #[tokio::test]
 async fn every_action_appends_one_row_i32_keys() {
     for db in all_backends(2).await.unwrap() {
-        create_table(&db.db, member::Entity).await.unwrap();
-        member::Model::migration().up(&db.db).await.unwrap();
-        let user = member::ActiveModel {
-            email: Set("ada@example.com".into()),
-            ..Default::default()
-        }
-        .insert(&db.db)
-        .await
-        .unwrap();
+        create_members(&db.db).await.unwrap();
+        let user = new_member(&db.db, "ada@example.com").await.unwrap();
         let returned = run_script(&db, &user).await;
 
-        let stored = member::member_events::Entity::find()
-            .filter(member::member_events::Column::UserId.eq(user.id))
-            .order_by_asc(member::member_events::Column::Id)
-            .all(&db.db)
-            .await
-            .unwrap();
+        let stored = events_of(&db.db, &user).await.unwrap();
         assert_eq!(stored, returned, "rows read back equal on {:?}", db.backend);
         let actions: Vec<Action> = stored.iter().map(|row| row.action).collect();
         assert_eq!(actions, SCRIPT);
@@ -93,7 +74,7 @@ async fn every_action_appends_one_row_i32_keys() {
                 row.remote_ip.as_deref(),
                 Some(format!("192.0.2.{i}").as_str())
             );
-            assert_eq!(row.user_agent.as_deref(), Some("Mozilla/5.0 (tests)"));
+            assert_eq!(row.user_agent.as_deref(), Some(USER_AGENT));
             assert_eq!(row.inserted_at.timestamp(), 1_700_000_000 + i as i64);
             assert_eq!(row.inserted_at.timestamp_subsec_nanos(), 987_654_000);
         }
@@ -138,13 +119,7 @@ async fn every_action_appends_one_row_i32_keys() {
 
         // ON DELETE CASCADE
         user.delete(&db.db).await.unwrap();
-        assert_eq!(
-            member::member_events::Entity::find()
-                .count(&db.db)
-                .await
-                .unwrap(),
-            0
-        );
+        assert_eq!(audit_rows(&db).await, 0);
     }
 }
 
@@ -153,8 +128,7 @@ use sea_orm::QuerySelect;
 #[tokio::test]
 async fn i64_keys_and_a_named_module() {
     for db in all_backends(2).await.unwrap() {
-        create_table(&db.db, account::Entity).await.unwrap();
-        account::Model::migration().up(&db.db).await.unwrap();
+        create_tracked(&db.db, account::Entity).await.unwrap();
         let user = account::ActiveModel {
             login: Set("root".into()),
             ..Default::default()
@@ -179,8 +153,7 @@ async fn i64_keys_and_a_named_module() {
 #[tokio::test]
 async fn uuid_keys() {
     for db in all_backends(2).await.unwrap() {
-        create_table(&db.db, uuid_user::Entity).await.unwrap();
-        uuid_user::Model::migration().up(&db.db).await.unwrap();
+        create_tracked(&db.db, uuid_user::Entity).await.unwrap();
         let user = uuid_user::ActiveModel {
             id: Set(Uuid::new_v4()),
             email: Set("uuid@example.com".into()),
@@ -202,8 +175,7 @@ async fn uuid_keys() {
 #[tokio::test]
 async fn string_keys() {
     for db in all_backends(2).await.unwrap() {
-        create_table(&db.db, handle_user::Entity).await.unwrap();
-        handle_user::Model::migration().up(&db.db).await.unwrap();
+        create_tracked(&db.db, handle_user::Entity).await.unwrap();
         let user = handle_user::ActiveModel {
             handle: Set("o'brien".into()),
             name: Set("Flann".into()),
@@ -216,31 +188,20 @@ async fn string_keys() {
     }
 }
 
-async fn members(connections: u32) -> Vec<TestDb> {
-    let dbs = all_backends(connections).await.unwrap();
-    for db in &dbs {
-        create_table(&db.db, member::Entity).await.unwrap();
-        member::Model::migration().up(&db.db).await.unwrap();
-    }
-    dbs
-}
-
-async fn new_member(db: &TestDb, email: &str) -> member::Model {
-    member::ActiveModel {
-        email: Set(email.into()),
-        ..Default::default()
-    }
-    .insert(&db.db)
-    .await
-    .unwrap()
+/// How many audit rows the members have, all together.
+async fn audit_rows(db: &TestDb) -> u64 {
+    member::member_events::Entity::find()
+        .count(&db.db)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn concurrent_logins_get_each_count_once_and_chain() {
     const LOGINS: usize = 64;
-    for db in members(8).await {
-        let user = new_member(&db, "busy@example.com").await;
-        let other = new_member(&db, "other@example.com").await;
+    for db in members(8).await.unwrap() {
+        let user = new_member(&db.db, "busy@example.com").await.unwrap();
+        let other = new_member(&db.db, "other@example.com").await.unwrap();
         let db = Arc::new(db);
         let mut tasks = Vec::new();
         for i in 0..LOGINS {
@@ -258,12 +219,7 @@ async fn concurrent_logins_get_each_count_once_and_chain() {
         for task in tasks {
             task.await.unwrap().unwrap();
         }
-        let rows = member::member_events::Entity::find()
-            .filter(member::member_events::Column::UserId.eq(user.id))
-            .order_by_asc(member::member_events::Column::Id)
-            .all(&db.db)
-            .await
-            .unwrap();
+        let rows = events_of(&db.db, &user).await.unwrap();
         assert_eq!(rows.len(), 2 * LOGINS);
         let logins: Vec<_> = rows.iter().filter(|r| r.action == Action::Login).collect();
         let mut counts: Vec<i64> = logins.iter().map(|r| r.sign_in_count).collect();
@@ -290,8 +246,8 @@ async fn concurrent_logins_get_each_count_once_and_chain() {
 
 #[tokio::test]
 async fn an_unknown_user_is_an_error_and_nothing_is_written() {
-    for db in members(2).await {
-        let real = new_member(&db, "real@example.com").await;
+    for db in members(2).await.unwrap() {
+        let real = new_member(&db.db, "real@example.com").await.unwrap();
         let mut ghost = real.clone();
         ghost.id += 1000;
         for action in Action::ALL {
@@ -303,20 +259,14 @@ async fn an_unknown_user_is_an_error_and_nothing_is_written() {
                 "{error:?}"
             );
         }
-        assert_eq!(
-            member::member_events::Entity::find()
-                .count(&db.db)
-                .await
-                .unwrap(),
-            0
-        );
+        assert_eq!(audit_rows(&db).await, 0);
     }
 }
 
 #[tokio::test]
 async fn a_rolled_back_transaction_leaves_nothing_behind() {
-    for db in members(2).await {
-        let user = new_member(&db, "txn@example.com").await;
+    for db in members(2).await.unwrap() {
+        let user = new_member(&db.db, "txn@example.com").await.unwrap();
         let txn = db.db.begin().await.unwrap();
         let row = trackable_core::track_login(&txn, &user, &client("192.0.2.1"))
             .await
@@ -326,13 +276,7 @@ async fn a_rolled_back_transaction_leaves_nothing_behind() {
             .await
             .unwrap();
         txn.rollback().await.unwrap();
-        assert_eq!(
-            member::member_events::Entity::find()
-                .count(&db.db)
-                .await
-                .unwrap(),
-            0
-        );
+        assert_eq!(audit_rows(&db).await, 0);
 
         let txn = db.db.begin().await.unwrap();
         trackable_core::track_login(&txn, &user, &client("192.0.2.1"))
@@ -350,8 +294,7 @@ async fn a_rolled_back_transaction_leaves_nothing_behind() {
 async fn a_renamed_crate_path_and_an_aliased_key_type() {
     use trackable::models::aliased;
     for db in all_backends(1).await.unwrap() {
-        create_table(&db.db, aliased::Entity).await.unwrap();
-        aliased::Model::migration().up(&db.db).await.unwrap();
+        create_tracked(&db.db, aliased::Entity).await.unwrap();
         let user = aliased::ActiveModel {
             email: Set("alias@example.com".into()),
             ..Default::default()
@@ -376,10 +319,14 @@ async fn a_renamed_crate_path_and_an_aliased_key_type() {
 async fn many_users_signing_in_at_once() {
     const USERS: usize = 32;
     const LOGINS: usize = 8;
-    for db in members(8).await {
+    for db in members(8).await.unwrap() {
         let mut users = Vec::new();
         for i in 0..USERS {
-            users.push(new_member(&db, &format!("u{i}@example.com")).await);
+            users.push(
+                new_member(&db.db, &format!("u{i}@example.com"))
+                    .await
+                    .unwrap(),
+            );
         }
         let db = Arc::new(db);
         let mut tasks = Vec::new();
@@ -396,12 +343,7 @@ async fn many_users_signing_in_at_once() {
             task.await.unwrap().unwrap();
         }
         for user in &users {
-            let rows = member::member_events::Entity::find()
-                .filter(member::member_events::Column::UserId.eq(user.id))
-                .order_by_asc(member::member_events::Column::Id)
-                .all(&db.db)
-                .await
-                .unwrap();
+            let rows = events_of(&db.db, user).await.unwrap();
             let counts: Vec<i64> = rows.iter().map(|r| r.sign_in_count).collect();
             assert_eq!(
                 counts,

@@ -33,14 +33,24 @@ impl Connection for DatabaseTransaction {
 
 /// Runs `$body` with `$conn` bound to a handle that is inside a transaction: the caller's
 /// transaction when `$db` is one, otherwise a new one that commits when the body succeeds.
+///
+/// `atomically!(db, |conn| ...)` begins with [`begin`] (READ COMMITTED on MySQL);
+/// `atomically!(db, default_isolation, |conn| ...)` with the server's default isolation, for
+/// bodies that only touch the user's own row.
 macro_rules! atomically {
-    ($db:expr, |$conn:ident| $body:expr) => {{
+    ($db:expr, |$conn:ident| $body:expr) => {
+        $crate::connection::atomically!(@run $db, $crate::connection::begin, |$conn| $body)
+    };
+    ($db:expr, default_isolation, |$conn:ident| $body:expr) => {
+        $crate::connection::atomically!(@run $db, $crate::connection::begin_default, |$conn| $body)
+    };
+    (@run $db:expr, $begin:path, |$conn:ident| $body:expr) => {{
         let db = $db;
         if $crate::connection::Connection::__in_transaction(db) {
             let $conn = db;
             $body
         } else {
-            let txn = $crate::connection::begin(db).await?;
+            let txn = $begin(db).await?;
             let outcome = {
                 let $conn = &txn;
                 $body
@@ -77,4 +87,11 @@ pub(crate) async fn begin<C: Connection>(db: &C) -> Result<DatabaseTransaction, 
         }
         _ => db.begin().await,
     }
+}
+
+/// Begins a transaction at the server's default isolation level.
+pub(crate) async fn begin_default<C: Connection>(
+    db: &C,
+) -> Result<DatabaseTransaction, sea_orm::DbErr> {
+    db.begin().await
 }

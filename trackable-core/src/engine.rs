@@ -173,7 +173,7 @@ where
     let row = if returning {
         db.query_one_raw(update).await?
     } else {
-        atomically!(db, |conn| {
+        atomically!(db, default_isolation, |conn| {
             async {
                 conn.execute_raw(update).await?;
                 let mut select = Sql::new(backend);
