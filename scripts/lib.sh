@@ -1,10 +1,14 @@
+# shellcheck shell=bash
 # Shared part of scripts/postgres.sh and scripts/mariadb.sh: logging, error
 # traps, the lock, apt-get installs, process checks and the command dispatch.
 #
 # Sourced, not run. Before sourcing, the script sets `set -euo pipefail` and
-# `set -o errtrace` and defines PROG, BASE_DIR, HOST, PORT, LOG_FILE,
-# LOCK_FILE and URL; it defines cmd_start, cmd_stop, cmd_status and
-# check_settings before calling run_command.
+# `set -o errtrace` and defines PROG, BASE_DIR, HOST, PORT, PORT_VAR (the name
+# of the variable that sets PORT), LOG_FILE, LOCK_FILE, READY_MARKER and URL.
+# Before calling run_command it defines check_settings, ensure_installed,
+# pick_owner, server_pid, reuse_server PID (check that the running server can
+# serve as it is), prepare_data_dir, start_server, setup_database, cmd_stop
+# and cmd_status.
 #
 # Only the URL goes to stdout: everything here writes to stderr or the log.
 
@@ -44,11 +48,10 @@ usage() {
     exit 2
 }
 
-# Exit 2 unless PORT is a TCP port number and BASE_DIR an absolute path; $1
-# names the variable that sets the port.
+# Exit 2 unless PORT is a TCP port number and BASE_DIR an absolute path.
 check_port_and_base_dir() {
     if ! [[ $PORT =~ ^[0-9]+$ ]] || ((PORT < 1 || PORT > 65535)); then
-        log "error: $1 must be a TCP port number, got '$PORT'"
+        log "error: $PORT_VAR must be a TCP port number, got '$PORT'"
         exit 2
     fi
     [[ $BASE_DIR == /* ]] ||
@@ -150,11 +153,15 @@ wait_for_exit_of_pid_in() {
     fi
 }
 
+is_running() {
+    server_pid >/dev/null
+}
+
 port_in_use() {
     (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null
 }
 
-# The end of `status`: exit 0 if the server runs (is_running), 1 otherwise.
+# The end of `status`: exit 0 if the server runs, 1 otherwise.
 report_status() {
     if is_running; then
         log "running: $URL"
@@ -164,7 +171,31 @@ report_status() {
     exit 1
 }
 
-# ---------------------------------------------------------------- command ---
+# --------------------------------------------------------------- commands ---
+
+# Install if needed, start the server unless it runs, and print the URL: the
+# only line on stdout.
+cmd_start() {
+    check_settings
+    prepare_base_dir
+    ensure_installed
+    pick_owner
+    local pid
+    if pid=$(server_pid); then
+        reuse_server "$pid"
+        [[ -f $READY_MARKER ]] || setup_database
+        printf '%s\n' "$URL"
+        return 0
+    fi
+    if port_in_use; then
+        die "port $PORT on $HOST is already in use by another process (set $PORT_VAR)"
+    fi
+    prepare_data_dir
+    start_server
+    setup_database
+    log "ready"
+    printf '%s\n' "$URL"
+}
 
 run_command() {
     case ${1:-} in

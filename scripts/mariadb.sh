@@ -23,7 +23,7 @@ set -euo pipefail
 set -o errtrace
 
 readonly BASE_DIR=${TRACKABLE_DB_DIR:-/tmp/trackable-db}
-readonly PORT=${TRACKABLE_MARIADB_PORT:-53306}
+readonly PORT=${TRACKABLE_MARIADB_PORT:-53306} PORT_VAR=TRACKABLE_MARIADB_PORT
 readonly HOST=127.0.0.1
 readonly DB_NAME=trackable DB_USER=trackable DB_PASS=trackable
 readonly DATA_DIR=$BASE_DIR/mariadb
@@ -42,11 +42,11 @@ CLIENT=
 ADMIN=
 OWNER=
 
-# shellcheck source=scripts/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 check_settings() {
-    check_port_and_base_dir TRACKABLE_MARIADB_PORT
+    check_port_and_base_dir
     [[ $BASE_DIR != *[[:space:]\'\"\\]* ]] ||
         { log "error: TRACKABLE_DB_DIR must not contain quotes, backslashes or whitespace"; exit 2; }
     check_socket_path "$SOCKET"
@@ -110,10 +110,6 @@ admin_user() {
 # PID of the server if it is alive.
 server_pid() {
     alive_pid_in "$PID_FILE"
-}
-
-is_running() {
-    server_pid >/dev/null
 }
 
 ping_server() {
@@ -211,33 +207,20 @@ GRANT ALL PRIVILEGES ON \`${DB_NAME}\\_%\`.* TO $u;"
     touch "$READY_MARKER"
 }
 
-cmd_start() {
-    check_settings
-    prepare_base_dir
-    ensure_installed
-    pick_owner
-    local pid
-    if pid=$(server_pid); then
-        grep -q "^port = $PORT\$" "$CNF_FILE" 2>/dev/null ||
-            die "the server in $DATA_DIR runs on another port; run '$PROG stop' first"
-        wait_ready "$pid"
-        [[ -f $READY_MARKER ]] || setup_database
-        printf '%s\n' "$URL"
-        return 0
-    fi
-    if port_in_use; then
-        die "port $PORT on $HOST is already in use by another process (set TRACKABLE_MARIADB_PORT)"
-    fi
+# The server runs already (PID $1): it must listen on PORT, and answer.
+reuse_server() {
+    grep -q "^port = $PORT\$" "$CNF_FILE" 2>/dev/null ||
+        die "the server in $DATA_DIR runs on another port; run '$PROG stop' first"
+    wait_ready "$1"
+}
+
+prepare_data_dir() {
     if [[ ! -d $DATA_DIR/mysql || ! -f $READY_MARKER ]]; then
         init_datadir
     else
         clear_stale_files
         write_config
     fi
-    start_server
-    setup_database
-    log "ready"
-    printf '%s\n' "$URL"
 }
 
 cmd_stop() {

@@ -24,7 +24,7 @@ set -euo pipefail
 set -o errtrace
 
 readonly BASE_DIR=${TRACKABLE_DB_DIR:-/tmp/trackable-db}
-readonly PORT=${TRACKABLE_PG_PORT:-55432}
+readonly PORT=${TRACKABLE_PG_PORT:-55432} PORT_VAR=TRACKABLE_PG_PORT
 readonly HOST=127.0.0.1
 readonly DB_NAME=trackable DB_USER=trackable DB_PASS=trackable
 readonly PGDATA_DIR=$BASE_DIR/pg
@@ -37,7 +37,7 @@ readonly PROG=${0##*/}
 PGBIN=
 OWNER=
 
-# shellcheck source=scripts/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Run a command as the cluster owner (postgres when root, else ourselves).
@@ -50,7 +50,7 @@ as_owner() {
 }
 
 check_settings() {
-    check_port_and_base_dir TRACKABLE_PG_PORT
+    check_port_and_base_dir
     [[ $BASE_DIR != *"'"* && $BASE_DIR != *[[:space:]]* ]] ||
         { log "error: TRACKABLE_DB_DIR must not contain quotes or whitespace"; exit 2; }
     check_socket_path "$PGDATA_DIR/.s.PGSQL.$PORT"
@@ -112,10 +112,6 @@ pick_owner() {
 # PID of the postmaster if it is alive (zombies count as dead).
 server_pid() {
     alive_pid_in "$PGDATA_DIR/postmaster.pid"
-}
-
-is_running() {
-    server_pid >/dev/null
 }
 
 wait_ready() {
@@ -191,33 +187,21 @@ EOF
     touch "$READY_MARKER"
 }
 
-cmd_start() {
-    check_settings
-    prepare_base_dir
-    ensure_installed
-    pick_owner
-    if is_running; then
-        local pid_port
-        pid_port=$(sed -n 4p "$PGDATA_DIR/postmaster.pid")
-        [[ $pid_port == "$PORT" ]] ||
-            die "the cluster in $PGDATA_DIR already runs on port $pid_port; run '$PROG stop' first"
-        wait_ready
-        [[ -f $READY_MARKER ]] || setup_database
-        printf '%s\n' "$URL"
-        return 0
-    fi
-    if port_in_use; then
-        die "port $PORT on $HOST is already in use by another process (set TRACKABLE_PG_PORT)"
-    fi
+# The cluster runs already: it must listen on PORT, and answer.
+reuse_server() {
+    local pid_port
+    pid_port=$(sed -n 4p "$PGDATA_DIR/postmaster.pid")
+    [[ $pid_port == "$PORT" ]] ||
+        die "the cluster in $PGDATA_DIR already runs on port $pid_port; run '$PROG stop' first"
+    wait_ready
+}
+
+prepare_data_dir() {
     if [[ ! -f $PGDATA_DIR/PG_VERSION || ! -f $READY_MARKER ]]; then
         init_cluster
     else
         clear_stale_lock_files
     fi
-    start_server
-    setup_database
-    log "ready"
-    printf '%s\n' "$URL"
 }
 
 kill_from_pidfile() {
