@@ -96,8 +96,9 @@ impl LockDecision {
 ///         tracker.failed_login_unknown::<member::Model>(db, email, client).await?;
 ///         return Ok(SignIn::Refused);
 ///     };
-///     // 3. A locked account is refused without checking the password.
-///     if let LockDecision::Locked { until } = lockout.check_user(tracker, db, &user, client).await? {
+///     // 3. A locked account (or one that a concurrent attempt just locked) is refused
+///     //    without checking the password.
+///     if let Some(until) = lockout.check_user(tracker, db, &user, client).await?.until() {
 ///         return Ok(SignIn::TryLater(until));
 ///     }
 ///     if !password_ok(&user, password) {
@@ -139,12 +140,14 @@ impl Default for Lockout {
 
 impl Lockout {
     /// Locks after `threshold` failed logins within `window`, for `cool_off`. A threshold
-    /// of 0 counts as 1; negative durations count as zero.
+    /// of 0 counts as 1; negative durations count as zero, and durations beyond 100 years as
+    /// 100 years (so that no date arithmetic can overflow).
     pub fn new(threshold: u32, window: TimeDelta, cool_off: TimeDelta) -> Self {
+        let longest = TimeDelta::days(36_525);
         Lockout {
             threshold: threshold.max(1),
-            window: window.max(TimeDelta::zero()),
-            cool_off: cool_off.max(TimeDelta::zero()),
+            window: window.clamp(TimeDelta::zero(), longest),
+            cool_off: cool_off.clamp(TimeDelta::zero(), longest),
         }
     }
 
@@ -278,5 +281,20 @@ fn inserted_at<E: EntityTrait>(record: &E::Model) -> Option<DateTime<Utc>> {
     match record.get(column) {
         Value::ChronoDateTimeUtc(Some(at)) => Some(at),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_clamped_so_date_arithmetic_cannot_overflow() {
+        let lockout = Lockout::new(0, TimeDelta::MAX, TimeDelta::MIN);
+        assert_eq!(lockout.threshold(), 1);
+        assert_eq!(lockout.window(), TimeDelta::days(36_525));
+        assert_eq!(lockout.cool_off(), TimeDelta::zero());
+        let now = chrono::Utc::now();
+        assert!(now.checked_sub_signed(lockout.window()).is_some());
     }
 }

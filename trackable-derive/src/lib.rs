@@ -48,6 +48,9 @@ use syn::{DeriveInput, ItemStruct, parse_macro_input};
 /// ```
 ///
 /// (`trackable_core`'s documentation has these examples in compiled form.)
+///
+/// `#[sea_orm::model]` re-emits the model as a struct named `ModelEx` with the same derives;
+/// the derive emits nothing for a struct of that name, so the items exist once.
 #[proc_macro_derive(Trackable, attributes(trackable, sea_orm))]
 pub fn derive_trackable(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);

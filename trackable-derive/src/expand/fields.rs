@@ -45,14 +45,14 @@ pub(super) fn expand(input: &Checked<'_>, roles: &[&Field<'_>; 5]) -> Parts {
             }
         }
     };
-    (
-        quote!(Self),
-        quote!(#krate::Mode::Fields),
-        quote!(#krate::__private::Tracking::Fields(#columns)),
-        quote!(#krate::__private::fields_migration::<Entity>(&#columns)),
-        Vec::new(),
-        state,
-    )
+    Parts {
+        record: quote!(Self),
+        mode: quote!(#krate::Mode::Fields),
+        tracking: quote!(#krate::__private::Tracking::Fields(#columns)),
+        migration: quote!(#krate::__private::fields_migration::<Entity>(&#columns)),
+        assertions: Vec::new(),
+        items: state,
+    }
 }
 
 fn read(krate: &syn::Path, field: &Field<'_>, trait_name: &str) -> TokenStream {

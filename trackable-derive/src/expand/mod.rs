@@ -16,7 +16,14 @@ pub(crate) fn expand(input: &Checked<'_>) -> TokenStream {
     let key_ident = key.ident;
     let key_column = &key.column;
 
-    let (record, mode, tracking, migration, assertions, items) = match &input.mode {
+    let Parts {
+        record,
+        mode,
+        tracking,
+        migration,
+        assertions,
+        items,
+    } = match &input.mode {
         Mode::Fields(roles) => fields::expand(input, roles),
         Mode::Table { table, module } => table::expand(input, table, module),
     };
@@ -56,12 +63,18 @@ pub(crate) fn expand(input: &Checked<'_>) -> TokenStream {
     }
 }
 
-/// What each mode contributes to the impl.
-type Parts = (
-    TokenStream,
-    TokenStream,
-    TokenStream,
-    TokenStream,
-    Vec<(syn::Type, syn::Ident)>,
-    TokenStream,
-);
+/// What each mode contributes to the `Trackable` impl and beside it.
+struct Parts {
+    /// `type Record`.
+    record: TokenStream,
+    /// `const MODE`.
+    mode: TokenStream,
+    /// The body of `__tracking()`.
+    tracking: TokenStream,
+    /// The body of `migration()`.
+    migration: TokenStream,
+    /// Types to check with an `assert_*` function of `__private`, spanned to the type.
+    assertions: Vec<(syn::Type, syn::Ident)>,
+    /// Items emitted beside the impl.
+    items: TokenStream,
+}

@@ -116,14 +116,14 @@ pub(super) fn expand(input: &Checked<'_>, table: &LitStr, module: &Ident) -> Par
             }
         }
     };
-    (
-        quote!(#module::Model),
-        quote!(#krate::Mode::Table { table: #table }),
-        quote!(#krate::__private::Tracking::Table(#spec)),
-        quote!(#krate::__private::table_migration::<Entity>(&#spec)),
-        vec![(user_id_ty.clone(), format_ident!("assert_user_id"))],
+    Parts {
+        record: quote!(#module::Model),
+        mode: quote!(#krate::Mode::Table { table: #table }),
+        tracking: quote!(#krate::__private::Tracking::Table(#spec)),
+        migration: quote!(#krate::__private::table_migration::<Entity>(&#spec)),
+        assertions: vec![(user_id_ty.clone(), format_ident!("assert_user_id"))],
         items,
-    )
+    }
 }
 
 /// `path` as seen from a module nested in the one that wrote it: absolute paths (`::a`,
