@@ -335,3 +335,27 @@ pub mod plain_member {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Table mode on a user table in a PostgreSQL schema other than the default one.
+pub mod schema_member {
+    use sea_orm::entity::prelude::*;
+    use trackable_core::Trackable;
+
+    /// A member in schema `auth`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
+    #[sea_orm(table_name = "members", schema_name = "auth")]
+    #[trackable(table = "member_log", module = "events")]
+    pub struct Model {
+        /// Primary key.
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        /// Sign-in name.
+        pub email: String,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -403,3 +403,53 @@ async fn an_audit_table_created_from_the_entity_works_too() {
         );
     }
 }
+
+/// Schemas other than the default one are a PostgreSQL matter (MySQL calls databases schemas,
+/// SQLite has none), so this runs where PostgreSQL is configured, which CI requires.
+#[tokio::test]
+async fn a_user_table_in_another_postgres_schema() {
+    use sea_orm::ConnectionTrait;
+    use trackable::models::schema_member;
+    let Some(db) = trackable::postgres(4).await.unwrap() else {
+        return;
+    };
+    db.db
+        .execute_unprepared("CREATE SCHEMA auth")
+        .await
+        .unwrap();
+    create_table(&db.db, schema_member::Entity).await.unwrap();
+    schema_member::Model::migration().up(&db.db).await.unwrap();
+    let user = schema_member::ActiveModel {
+        email: Set("schema@example.com".into()),
+        ..Default::default()
+    }
+    .insert(&db.db)
+    .await
+    .unwrap();
+    let tracker = Tracker::new().on_new_ip(|_: &trackable_core::NewIp| {});
+    for i in 0..3 {
+        let row = tracker
+            .login(&db.db, &user, &client(&format!("192.0.2.{i}")))
+            .await
+            .unwrap();
+        assert_eq!(row.sign_in_count, i + 1);
+    }
+    let page = tracker.history(&db.db, &user, None, 10).await.unwrap();
+    assert_eq!(page.events.len(), 3);
+    let stored: i64 = db
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.backend,
+            "SELECT COUNT(*) AS n FROM auth.member_log".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap();
+    assert_eq!(stored, 3);
+    schema_member::Model::migration()
+        .down(&db.db)
+        .await
+        .unwrap();
+}

@@ -90,7 +90,9 @@ pub(crate) async fn after_login<C, M>(
     let (Mode::Table { table }, Some(ip)) = (M::MODE, event.ip.as_deref()) else {
         return;
     };
-    match seen_before(db, table, user.__user_id(), ip, audit_id).await {
+    // The audit table lives in the user table's schema.
+    let (schema, _) = crate::trackable::table_of::<crate::trackable::EntityOf<M>>();
+    match seen_before(db, schema.as_deref(), table, user.__user_id(), ip, audit_id).await {
         Ok(true) => {}
         Ok(false) => hook.on_new_ip(&NewIp {
             user_id: user.__user_id(),
@@ -110,6 +112,7 @@ pub(crate) async fn after_login<C, M>(
 /// Whether the user has a login row from `ip` before row `before_id`.
 async fn seen_before<C: Connection>(
     db: &C,
+    schema: Option<&str>,
     table: &str,
     user_id: Value,
     ip: &str,
@@ -117,7 +120,7 @@ async fn seen_before<C: Connection>(
 ) -> Result<bool> {
     let statement = login_from_ip(
         db.get_database_backend(),
-        None,
+        schema,
         table,
         user_id,
         ip,

@@ -155,7 +155,8 @@ impl Migration {
                 user_pk_type,
                 table,
             } => {
-                let t = || Alias::new(table);
+                // The audit table goes into the user table's schema.
+                let t = || table_ref(users_schema.as_deref(), table);
                 let mut create = Table::create();
                 create
                     .table(t())
@@ -234,7 +235,7 @@ impl Migration {
                     }
                     statements.push(backend.build(&index));
                 }
-                statements.extend(unknown_up(table, backend));
+                statements.extend(unknown_up(users_schema.as_deref(), table, backend));
                 if backend == DbBackend::Postgres {
                     statements.push(crate::engine::pg_append_function(
                         users_schema.as_deref(),
@@ -282,10 +283,14 @@ impl Migration {
                 statements.extend([
                     backend.build(
                         Table::drop()
-                            .table(Alias::new(unknown_table(table)))
+                            .table(table_ref(users_schema.as_deref(), &unknown_table(table)))
                             .if_exists(),
                     ),
-                    backend.build(Table::drop().table(Alias::new(table)).if_exists()),
+                    backend.build(
+                        Table::drop()
+                            .table(table_ref(users_schema.as_deref(), table))
+                            .if_exists(),
+                    ),
                 ]);
                 statements
             }
@@ -357,9 +362,9 @@ pub(crate) fn unknown_table(table: &str) -> String {
 /// Creates the table of failed logins for unknown identifiers. It has no `user_id` (the
 /// audit table's is `NOT NULL` with a foreign key), and keeps the identifier only as a keyed
 /// hash.
-fn unknown_up(audit: &str, backend: DbBackend) -> Vec<Statement> {
+fn unknown_up(schema: Option<&str>, audit: &str, backend: DbBackend) -> Vec<Statement> {
     let table = unknown_table(audit);
-    let t = || Alias::new(&table);
+    let t = || table_ref(schema, &table);
     let mut create = Table::create();
     create
         .table(t())
