@@ -161,13 +161,7 @@ impl Migration {
                 create
                     .table(t())
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(Alias::new("id"))
-                            .big_integer()
-                            .not_null()
-                            .auto_increment()
-                            .primary_key(),
-                    )
+                    .col(&mut event_id())
                     .col(
                         ColumnDef::new_with_type(Alias::new("user_id"), user_pk_type.clone())
                             .not_null(),
@@ -369,13 +363,7 @@ fn unknown_up(schema: Option<&str>, audit: &str, backend: DbBackend) -> Vec<Stat
     create
         .table(t())
         .if_not_exists()
-        .col(
-            ColumnDef::new(Alias::new("id"))
-                .big_integer()
-                .not_null()
-                .auto_increment()
-                .primary_key(),
-        )
+        .col(&mut event_id())
         .col(
             ColumnDef::new(Alias::new("identifier_hash"))
                 .string_len(IP_LEN)
@@ -401,6 +389,17 @@ fn unknown_up(schema: Option<&str>, audit: &str, backend: DbBackend) -> Vec<Stat
         statements.push(backend.build(&index));
     }
     statements
+}
+
+/// `id`: a 64-bit auto-increment key, which orders the events.
+fn event_id() -> ColumnDef {
+    let mut column = ColumnDef::new(Alias::new("id"));
+    column
+        .big_integer()
+        .not_null()
+        .auto_increment()
+        .primary_key();
+    column
 }
 
 fn table_ref(schema: Option<&str>, table: &str) -> TableRef {
