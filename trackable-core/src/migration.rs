@@ -161,7 +161,7 @@ impl Migration {
                 create
                     .table(t())
                     .if_not_exists()
-                    .col(&mut event_id())
+                    .col(event_id())
                     .col(
                         ColumnDef::new_with_type(Alias::new("user_id"), user_pk_type.clone())
                             .not_null(),
@@ -363,7 +363,7 @@ fn unknown_up(schema: Option<&str>, audit: &str, backend: DbBackend) -> Vec<Stat
     create
         .table(t())
         .if_not_exists()
-        .col(&mut event_id())
+        .col(event_id())
         .col(
             ColumnDef::new(Alias::new("identifier_hash"))
                 .string_len(IP_LEN)
