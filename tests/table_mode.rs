@@ -453,3 +453,22 @@ async fn a_user_table_in_another_postgres_schema() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_migration_can_run_twice_and_be_reverted() {
+    for db in all_backends(1).await.unwrap() {
+        create_table(&db.db, member::Entity).await.unwrap();
+        let migration = member::Model::migration();
+        migration.up(&db.db).await.unwrap();
+        migration.up(&db.db).await.unwrap();
+        let user = new_member(&db.db, "twice@example.com").await.unwrap();
+        let row = trackable_core::track_login(&db.db, &user, &client("192.0.2.1"))
+            .await
+            .unwrap();
+        assert_eq!(row.sign_in_count, 1, "{:?}", db.backend);
+        migration.down(&db.db).await.unwrap();
+        let manager = sea_orm_migration::SchemaManager::new(&db.db);
+        assert!(!manager.has_table("member_events").await.unwrap());
+        assert!(!manager.has_table("member_events_unknown").await.unwrap());
+    }
+}

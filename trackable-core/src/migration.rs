@@ -1,5 +1,6 @@
 use sea_orm::sea_query::{
-    Alias, ColumnDef, ColumnType, ForeignKey, ForeignKeyAction, Index, Table, TableRef,
+    Alias, ColumnDef, ColumnType, ForeignKey, ForeignKeyAction, Index, Table, TableCreateStatement,
+    TableRef,
 };
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
@@ -217,18 +218,8 @@ impl Migration {
                             )
                             .on_delete(ForeignKeyAction::Cascade),
                     );
-                let mut statements = vec![backend.build(&create)];
-                for (suffix, columns) in AUDIT_INDEXES {
-                    let mut index = Index::create();
-                    index.name(index_name(table, suffix)).table(t());
-                    if backend != DbBackend::MySql {
-                        index.if_not_exists();
-                    }
-                    for column in columns {
-                        index.col(Alias::new(*column));
-                    }
-                    statements.push(backend.build(&index));
-                }
+                let mut statements =
+                    create_with_indexes(backend, create, table, t(), &AUDIT_INDEXES);
                 statements.extend(unknown_up(users_schema.as_deref(), table, backend));
                 if backend == DbBackend::Postgres {
                     statements.push(crate::engine::pg_append_function(
@@ -376,18 +367,35 @@ fn unknown_up(schema: Option<&str>, audit: &str, backend: DbBackend) -> Vec<Stat
         )
         .col(ColumnDef::new(Alias::new("user_agent")).text().null())
         .col(timestamp(&mut ColumnDef::new(Alias::new("inserted_at")), backend).not_null());
-    let mut statements = vec![backend.build(&create)];
-    for (suffix, columns) in UNKNOWN_INDEXES {
+    create_with_indexes(backend, create, &table, t(), &UNKNOWN_INDEXES)
+}
+
+/// `create` and its indexes (name suffix, columns), in statements that can run twice: MySQL
+/// has no `CREATE INDEX IF NOT EXISTS`, so there the indexes go inside the
+/// `CREATE TABLE IF NOT EXISTS`.
+fn create_with_indexes(
+    backend: DbBackend,
+    mut create: TableCreateStatement,
+    table: &str,
+    table_ref: TableRef,
+    indexes: &[(&str, &[&str])],
+) -> Vec<Statement> {
+    let mut separate = Vec::new();
+    for (suffix, columns) in indexes {
         let mut index = Index::create();
-        index.name(index_name(&table, suffix)).table(t());
-        if backend != DbBackend::MySql {
-            index.if_not_exists();
-        }
-        for column in columns {
+        index.name(index_name(table, suffix));
+        for column in *columns {
             index.col(Alias::new(*column));
         }
-        statements.push(backend.build(&index));
+        if backend == DbBackend::MySql {
+            create.index(&mut index);
+        } else {
+            index.table(table_ref.clone()).if_not_exists();
+            separate.push(backend.build(&index));
+        }
     }
+    let mut statements = vec![backend.build(&create)];
+    statements.extend(separate);
     statements
 }
 
