@@ -64,25 +64,32 @@ where
 /// `None` where no lock is needed: fields mode, and SQLite, whose writing statements hold
 /// the database's write lock.
 pub(crate) fn lock_user<M: Trackable>(backend: DbBackend, user: &M) -> Option<sea_orm::Statement> {
-    let Tracking::Table(spec) = M::__tracking() else {
-        return None;
-    };
-    if backend == DbBackend::Sqlite {
+    if M::MODE == crate::Mode::Fields || backend == DbBackend::Sqlite {
         return None;
     }
+    let mut lock = select_user(backend, user);
+    lock.push(match backend {
+        DbBackend::Postgres => " FOR NO KEY UPDATE",
+        _ => " FOR UPDATE",
+    });
+    Some(lock.build())
+}
+
+/// `SELECT 1 FROM <users> WHERE <primary key> = <user's key>`.
+fn select_user<M: Trackable>(backend: DbBackend, user: &M) -> Sql {
     let (schema, users) = table_of::<EntityOf<M>>();
-    let mut lock = Sql::new(backend);
-    lock.push("SELECT 1 FROM ")
+    let id = match M::__tracking() {
+        Tracking::Fields(columns) => columns.id,
+        Tracking::Table(spec) => spec.id,
+    };
+    let mut sql = Sql::new(backend);
+    sql.push("SELECT 1 FROM ")
         .table(schema.as_deref(), users)
         .push(" WHERE ")
-        .ident(spec.id.as_str())
+        .ident(id.as_str())
         .push(" = ")
-        .param(user.__user_id())
-        .push(match backend {
-            DbBackend::Postgres => " FOR NO KEY UPDATE",
-            _ => " FOR UPDATE",
-        });
-    Some(lock.build())
+        .param(user.__user_id());
+    sql
 }
 
 /// `Err(UserNotFound)` unless `user`'s row exists: for the events that write nothing.
@@ -91,19 +98,8 @@ where
     C: Connection,
     M: Trackable,
 {
-    let (schema, users) = table_of::<EntityOf<M>>();
-    let id = match M::__tracking() {
-        Tracking::Fields(columns) => columns.id,
-        Tracking::Table(spec) => spec.id,
-    };
-    let mut sql = Sql::new(db.get_database_backend());
-    sql.push("SELECT 1 FROM ")
-        .table(schema.as_deref(), users)
-        .push(" WHERE ")
-        .ident(id.as_str())
-        .push(" = ")
-        .param(user.__user_id());
-    match db.query_one_raw(sql.build()).await? {
+    let select = select_user(db.get_database_backend(), user).build();
+    match db.query_one_raw(select).await? {
         Some(_) => Ok(()),
         None => Err(not_found(user, action)),
     }
