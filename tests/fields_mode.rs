@@ -362,6 +362,8 @@ async fn the_migration_adds_the_columns_to_an_existing_table() {
         let migration = user::Model::migration();
         assert_eq!(migration.name(), "trackable_users_sign_in_fields");
         migration.up(&db.db).await.unwrap();
+        // Again: the columns exist now, and are left as they are.
+        migration.up(&db.db).await.unwrap();
 
         let old = user::Entity::find().one(&db.db).await.unwrap().unwrap();
         assert_eq!(old.sign_in_count, 0, "existing rows get the default");
@@ -449,5 +451,18 @@ async fn models_in_the_sea_orm_model_format() {
             .await
             .unwrap();
         assert_eq!((row.user_id, row.sign_in_count), (m.id, 1));
+    }
+}
+
+#[tokio::test]
+async fn the_migration_leaves_a_table_created_from_the_entity_alone() {
+    for db in all_backends(1).await.unwrap() {
+        create_table(&db.db, user::Entity).await.unwrap();
+        user::Model::migration().up(&db.db).await.unwrap();
+        let u = new_user(&db.db, "entity@example.com").await.unwrap();
+        let a = trackable_core::track_login(&db.db, &u, &client("192.0.2.1"))
+            .await
+            .unwrap();
+        assert_eq!(a.sign_in_count, 1, "{:?}", db.backend);
     }
 }

@@ -181,7 +181,8 @@ impl Lockout {
     {
         let backend = db.get_database_backend();
         let Some(lock) = crate::engine::lock_user(backend, user) else {
-            // SQLite: see "Concurrency" above.
+            // SQLite: see "Concurrency" above. An unknown user is an error on every backend.
+            crate::engine::ensure_exists(db, user, crate::Action::Lock).await?;
             return self.decide(tracker, db, user, client).await;
         };
         atomically!(db, |conn| {
@@ -219,17 +220,18 @@ impl Lockout {
         };
         if let Some(locked_at) = locked_at
             && unlocked_at.is_none_or(|unlocked| unlocked < locked_at)
-            && now < locked_at + self.cool_off
+            && now < later(locked_at, self.cool_off)
         {
             return Ok(LockDecision::Locked {
-                until: locked_at + self.cool_off,
+                until: later(locked_at, self.cool_off),
             });
         }
         let reset = [locked_at, unlocked_at, login_at]
             .into_iter()
             .flatten()
             .max();
-        let failures = count_user_failures(db, &tables, user, now - self.window, reset).await?;
+        let failures =
+            count_user_failures(db, &tables, user, earlier(now, self.window), reset).await?;
         if failures < u64::from(self.threshold) {
             return Ok(LockDecision::Allow);
         }
@@ -239,7 +241,7 @@ impl Lockout {
             .and_then(inserted_at::<M::Audit>)
             .unwrap_or(now);
         Ok(LockDecision::Lock {
-            until: locked_at + self.cool_off,
+            until: later(locked_at, self.cool_off),
         })
     }
 
@@ -261,13 +263,13 @@ impl Lockout {
         };
         let now = tracker.now();
         let (failures, latest) =
-            ip_failures(db, &AuditTables::of::<M>(), &ip, now - self.window).await?;
+            ip_failures(db, &AuditTables::of::<M>(), &ip, earlier(now, self.window)).await?;
         match latest {
             Some(latest)
-                if failures >= u64::from(self.threshold) && now < latest + self.cool_off =>
+                if failures >= u64::from(self.threshold) && now < later(latest, self.cool_off) =>
             {
                 Ok(LockDecision::Locked {
-                    until: latest + self.cool_off,
+                    until: later(latest, self.cool_off),
                 })
             }
             _ => Ok(LockDecision::Allow),
@@ -284,9 +286,36 @@ fn inserted_at<E: EntityTrait>(record: &E::Model) -> Option<DateTime<Utc>> {
     }
 }
 
+/// `at + by`, or the latest time there is. Clocks are injectable, so times can be anything.
+fn later(at: DateTime<Utc>, by: TimeDelta) -> DateTime<Utc> {
+    at.checked_add_signed(by)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `at - by`, or the earliest time there is.
+fn earlier(at: DateTime<Utc>, by: TimeDelta) -> DateTime<Utc> {
+    at.checked_sub_signed(by)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date_arithmetic_saturates_at_the_ends_of_time() {
+        let day = TimeDelta::days(1);
+        assert_eq!(
+            later(DateTime::<Utc>::MAX_UTC, day),
+            DateTime::<Utc>::MAX_UTC
+        );
+        assert_eq!(
+            earlier(DateTime::<Utc>::MIN_UTC, day),
+            DateTime::<Utc>::MIN_UTC
+        );
+        let now = Utc::now();
+        assert_eq!(later(now, day) - now, day);
+    }
 
     #[test]
     fn durations_are_clamped_so_date_arithmetic_cannot_overflow() {

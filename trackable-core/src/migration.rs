@@ -282,10 +282,33 @@ impl Migration {
         }
     }
 
-    /// Applies the migration.
+    /// Applies the migration. It can run again: in fields mode, columns that already exist
+    /// are left as they are (so it also completes a table created from the entity, which has
+    /// them); in table mode, every statement is `IF NOT EXISTS` or `CREATE OR REPLACE`.
+    ///
+    /// The statements run one after another on `db`: pass a transaction to apply them all or
+    /// none, where the backend has transactional DDL (PostgreSQL, SQLite; sea-orm-migration
+    /// runs each PostgreSQL migration in one).
     pub async fn up<C: ConnectionTrait>(&self, db: &C) -> Result<(), DbErr> {
-        for statement in self.up_statements(db.get_database_backend()) {
-            db.execute_raw(statement).await?;
+        let backend = db.get_database_backend();
+        let statements = self.up_statements(backend);
+        let existing = match &self.plan {
+            Plan::Fields { schema, table, .. } => {
+                existing_columns(db, schema.as_deref(), table).await?
+            }
+            Plan::Table { .. } => Vec::new(),
+        };
+        let skip: Vec<bool> = match &self.plan {
+            Plan::Fields { columns, .. } => columns
+                .iter()
+                .map(|column| existing.contains(column))
+                .collect(),
+            Plan::Table { .. } => vec![false; statements.len()],
+        };
+        for (statement, skip) in statements.into_iter().zip(skip) {
+            if !skip {
+                db.execute_raw(statement).await?;
+            }
         }
         Ok(())
     }
@@ -297,6 +320,39 @@ impl Migration {
         }
         Ok(())
     }
+}
+
+/// The names of the columns of `table`.
+async fn existing_columns<C: ConnectionTrait>(
+    db: &C,
+    schema: Option<&str>,
+    table: &str,
+) -> Result<Vec<String>, DbErr> {
+    let backend = db.get_database_backend();
+    let statement = match backend {
+        DbBackend::Sqlite => Statement::from_sql_and_values(
+            backend,
+            "SELECT name FROM pragma_table_info(?)",
+            [table.into()],
+        ),
+        DbBackend::Postgres => Statement::from_sql_and_values(
+            backend,
+            "SELECT column_name::text AS name FROM information_schema.columns \
+             WHERE table_name = $1 AND table_schema = COALESCE($2, current_schema())",
+            [table.into(), schema.map(str::to_owned).into()],
+        ),
+        _ => Statement::from_sql_and_values(
+            backend,
+            "SELECT column_name AS name FROM information_schema.columns \
+             WHERE table_name = ? AND table_schema = COALESCE(?, DATABASE())",
+            [table.into(), schema.map(str::to_owned).into()],
+        ),
+    };
+    db.query_all_raw(statement)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String>("", "name"))
+        .collect()
 }
 
 /// Stored IPs are canonical text (at most 39 characters for IPv6), or a keyed hash.

@@ -100,6 +100,7 @@ macro_rules! event_methods {
 impl Tracker {
     /// A tracker with the default configuration: system clock, full IPs, user agents
     /// captured up to 256 bytes.
+    #[must_use]
     pub fn new() -> Self {
         Tracker::default()
     }
