@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use sea_orm::{DbBackend, EntityTrait, QueryResult, Statement, Value};
 
-use crate::engine::{decode, decode_with_id};
+use crate::engine::{decode, decode_with_id, get};
 use crate::migration::unknown_table;
 use crate::sql::Sql;
 use crate::trackable::table_of;
@@ -260,17 +260,9 @@ impl AuditTables {
         let mut sql = Sql::new(backend);
         sql.push("INSERT INTO ")
             .table(self.schema.as_deref(), &self.unknown)
-            .push(" (");
-        for (i, column) in ["identifier_hash", "remote_ip", "user_agent", "inserted_at"]
-            .into_iter()
-            .enumerate()
-        {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.ident(column);
-        }
-        sql.push(") VALUES (")
+            .push(" (")
+            .idents(["identifier_hash", "remote_ip", "user_agent", "inserted_at"])
+            .push(") VALUES (")
             .param(identifier_hash)
             .push(", ")
             .param(event.ip.clone())
@@ -287,11 +279,9 @@ fn limit_value(limit: u64) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
-pub(crate) fn get<T: sea_orm::TryGetable>(row: &QueryResult, column: &str) -> Result<T> {
-    row.try_get("", column).map_err(|source| Error::Decode {
-        model: std::any::type_name::<T>(),
-        source,
-    })
+/// Column `n` of a `COUNT(*) AS n` row.
+fn count(row: &QueryResult) -> Result<u64> {
+    Ok(u64::try_from(get::<i64>(row, "n")?).unwrap_or(0))
 }
 
 /// The number of failed logins from `ip`, and the time of the latest.
@@ -303,10 +293,7 @@ pub(crate) async fn ip_failures<C: Connection>(
 ) -> Result<(u64, Option<DateTime<Utc>>)> {
     let statement = tables.ip_failures(db.get_database_backend(), ip, since);
     match db.query_one_raw(statement).await? {
-        Some(row) => Ok((
-            u64::try_from(get::<i64>(&row, "n")?).unwrap_or(0),
-            get(&row, "latest")?,
-        )),
+        Some(row) => Ok((count(&row)?, get(&row, "latest")?)),
         None => Ok((0, None)),
     }
 }
@@ -512,29 +499,11 @@ impl Tracker {
             .await
             .map(drop)
             .map_err(Error::from);
-        let ip = event.ip.as_deref().unwrap_or("");
-        let action = event.action.as_str();
-        match &outcome {
-            Ok(()) => tracing::info!(
-                target: "trackable",
-                action,
-                user_id = "",
-                ip,
-                outcome = "recorded",
-                unknown_identifier = true,
-                "sign-in event"
-            ),
-            Err(error) => tracing::warn!(
-                target: "trackable",
-                action,
-                user_id = "",
-                ip,
-                outcome = "failed",
-                unknown_identifier = true,
-                %error,
-                "sign-in event"
-            ),
-        }
+        let (result, error) = match &outcome {
+            Ok(()) => ("recorded", None),
+            Err(error) => ("failed", Some(error)),
+        };
+        crate::tracker::log_event(&event, "", result, error, true);
         outcome
     }
 }
@@ -558,7 +527,7 @@ where
         None,
     );
     match db.query_one_raw(statement).await? {
-        Some(row) => Ok(u64::try_from(get::<i64>(&row, "n")?).unwrap_or(0)),
+        Some(row) => count(&row),
         None => Ok(0),
     }
 }

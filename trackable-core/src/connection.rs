@@ -42,7 +42,7 @@ macro_rules! atomically {
         $crate::connection::atomically!(@run $db, $crate::connection::begin, |$conn| $body)
     };
     ($db:expr, default_isolation, |$conn:ident| $body:expr) => {
-        $crate::connection::atomically!(@run $db, $crate::connection::begin_default, |$conn| $body)
+        $crate::connection::atomically!(@run $db, ::sea_orm::TransactionTrait::begin, |$conn| $body)
     };
     (@run $db:expr, $begin:path, |$conn:ident| $body:expr) => {{
         let db = $db;
@@ -87,11 +87,4 @@ pub(crate) async fn begin<C: Connection>(db: &C) -> Result<DatabaseTransaction, 
         }
         _ => db.begin().await,
     }
-}
-
-/// Begins a transaction at the server's default isolation level.
-pub(crate) async fn begin_default<C: Connection>(
-    db: &C,
-) -> Result<DatabaseTransaction, sea_orm::DbErr> {
-    db.begin().await
 }

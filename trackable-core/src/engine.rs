@@ -123,13 +123,15 @@ pub(crate) fn decode<R: FromQueryResult>(row: &QueryResult) -> Result<R> {
 
 /// An audit row and its `id`.
 pub(crate) fn decode_with_id<R: FromQueryResult>(row: &QueryResult) -> Result<(R, i64)> {
-    let id = row
-        .try_get::<i64>("", "id")
-        .map_err(|source| Error::Decode {
-            model: std::any::type_name::<R>(),
-            source,
-        })?;
-    Ok((decode(row)?, id))
+    Ok((decode(row)?, get(row, "id")?))
+}
+
+/// Column `column` of `row`.
+pub(crate) fn get<T: sea_orm::TryGetable>(row: &QueryResult, column: &str) -> Result<T> {
+    row.try_get("", column).map_err(|source| Error::Decode {
+        model: std::any::type_name::<T>(),
+        source,
+    })
 }
 
 pub(crate) fn value_text(value: &Value) -> String {
@@ -485,14 +487,13 @@ fn audit_insert(
         sql.push(" IS NULL");
     };
 
-    sql.push("INSERT INTO ").table(schema, table).push(" (");
-    for (i, column) in AUDIT_COLUMNS.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.ident(column);
-    }
-    sql.push(") SELECT ").qualified("u", user_pk).push(", ");
+    sql.push("INSERT INTO ")
+        .table(schema, table)
+        .push(" (")
+        .idents(AUDIT_COLUMNS)
+        .push(") SELECT ")
+        .qualified("u", user_pk)
+        .push(", ");
     args.put(sql, Arg::Action);
     // sign_in_count
     sql.push(", COALESCE(")

@@ -6,8 +6,9 @@ use std::str::FromStr;
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait, ModelTrait, Value};
 
-use crate::audit::{AuditTables, count_user_failures, get, ip_failures};
+use crate::audit::{AuditTables, count_user_failures, ip_failures};
 use crate::connection::atomically;
+use crate::engine::get;
 use crate::{AuditTrail, ClientInfo, Connection, Result, Tracker};
 
 /// What to do with a sign-in attempt, as decided by a [`Lockout`] policy.

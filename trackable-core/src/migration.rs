@@ -124,23 +124,21 @@ impl Migration {
                     .iter()
                     .enumerate()
                     .map(|(i, name)| {
-                        let mut column = ColumnDef::new(Alias::new(name));
-                        match i {
+                        // count, current_at, current_ip, last_at, last_ip
+                        let mut column = match i {
                             0 => {
+                                let mut column = ColumnDef::new(Alias::new(name));
                                 if *big_count {
                                     column.big_integer();
                                 } else {
                                     column.integer();
                                 }
                                 column.not_null().default(0);
+                                column
                             }
-                            1 | 3 => {
-                                timestamp(&mut column, backend).null();
-                            }
-                            _ => {
-                                column.string_len(IP_LEN).null();
-                            }
-                        }
+                            1 | 3 => time_column(name, backend, true),
+                            _ => ip_column(name),
+                        };
                         backend.build(
                             Table::alter()
                                 .table(table_ref.clone())
@@ -177,37 +175,13 @@ impl Migration {
                             .big_integer()
                             .not_null(),
                     )
-                    .col(
-                        timestamp(
-                            &mut ColumnDef::new(Alias::new("current_sign_in_at")),
-                            backend,
-                        )
-                        .null(),
-                    )
-                    .col(
-                        ColumnDef::new(Alias::new("current_sign_in_ip"))
-                            .string_len(IP_LEN)
-                            .null(),
-                    )
-                    .col(
-                        timestamp(&mut ColumnDef::new(Alias::new("last_sign_in_at")), backend)
-                            .null(),
-                    )
-                    .col(
-                        ColumnDef::new(Alias::new("last_sign_in_ip"))
-                            .string_len(IP_LEN)
-                            .null(),
-                    )
-                    .col(
-                        ColumnDef::new(Alias::new("remote_ip"))
-                            .string_len(IP_LEN)
-                            .null(),
-                    )
+                    .col(time_column("current_sign_in_at", backend, true))
+                    .col(ip_column("current_sign_in_ip"))
+                    .col(time_column("last_sign_in_at", backend, true))
+                    .col(ip_column("last_sign_in_ip"))
+                    .col(ip_column("remote_ip"))
                     .col(ColumnDef::new(Alias::new("user_agent")).text().null())
-                    .col(
-                        timestamp(&mut ColumnDef::new(Alias::new("inserted_at")), backend)
-                            .not_null(),
-                    )
+                    .col(time_column("inserted_at", backend, false))
                     .foreign_key(
                         ForeignKey::create()
                             .name(format!("fk_{table}_user_id"))
@@ -411,18 +385,10 @@ fn unknown_up(schema: Option<&str>, audit: &str, backend: DbBackend) -> Vec<Stat
         .table(t())
         .if_not_exists()
         .col(event_id())
-        .col(
-            ColumnDef::new(Alias::new("identifier_hash"))
-                .string_len(IP_LEN)
-                .null(),
-        )
-        .col(
-            ColumnDef::new(Alias::new("remote_ip"))
-                .string_len(IP_LEN)
-                .null(),
-        )
+        .col(ip_column("identifier_hash"))
+        .col(ip_column("remote_ip"))
         .col(ColumnDef::new(Alias::new("user_agent")).text().null())
-        .col(timestamp(&mut ColumnDef::new(Alias::new("inserted_at")), backend).not_null());
+        .col(time_column("inserted_at", backend, false));
     create_with_indexes(backend, create, &table, t(), &UNKNOWN_INDEXES)
 }
 
@@ -471,6 +437,25 @@ fn table_ref(schema: Option<&str>, table: &str) -> TableRef {
         Some(schema) => (Alias::new(schema), Alias::new(table)).into(),
         None => Alias::new(table).into(),
     }
+}
+
+/// A nullable column holding an IP (canonical text or a keyed hash).
+fn ip_column(name: &str) -> ColumnDef {
+    let mut column = ColumnDef::new(Alias::new(name));
+    column.string_len(IP_LEN).null();
+    column
+}
+
+/// A timestamp column, `NULL` or `NOT NULL`.
+fn time_column(name: &str, backend: DbBackend, nullable: bool) -> ColumnDef {
+    let mut column = ColumnDef::new(Alias::new(name));
+    timestamp(&mut column, backend);
+    if nullable {
+        column.null();
+    } else {
+        column.not_null();
+    }
+    column
 }
 
 /// Microsecond precision everywhere: MySQL's `TIMESTAMP` has whole seconds (and ends in 2038).

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement};
 
-use crate::audit::{AuditTables, get};
+use crate::audit::AuditTables;
+use crate::engine::get;
 use crate::migration::index_name;
 use crate::sql::Sql;
 use crate::{AuditTrail, IpPolicy, Result};
@@ -293,14 +294,9 @@ async fn delete_ids(
         .table(schema, table)
         .push(" WHERE ")
         .ident("id")
-        .push(" IN (");
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.param(*id);
-    }
-    sql.push(")");
+        .push(" IN (")
+        .params(ids.iter().copied())
+        .push(")");
     Ok(db.execute_raw(sql.build()).await?.rows_affected())
 }
 
@@ -354,13 +350,10 @@ fn anonymize_update(
         }
         sql.push(" ELSE ").ident(column).push(" END");
     }
-    sql.push(" WHERE ").ident("id").push(" IN (");
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.param(*id);
-    }
-    sql.push(")");
+    sql.push(" WHERE ")
+        .ident("id")
+        .push(" IN (")
+        .params(ids)
+        .push(")");
     Ok(Some(sql.build()))
 }

@@ -45,6 +45,31 @@ impl Sql {
         self
     }
 
+    /// `a, b, c`, quoted.
+    pub(crate) fn idents<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) -> &mut Self {
+        for (i, name) in names.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.ident(name);
+        }
+        self
+    }
+
+    /// `?, ?, ?`: one bound parameter per value.
+    pub(crate) fn params<V: Into<Value>>(
+        &mut self,
+        values: impl IntoIterator<Item = V>,
+    ) -> &mut Self {
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.param(value);
+        }
+        self
+    }
+
     /// `alias.column`.
     pub(crate) fn qualified(&mut self, alias: &str, column: &str) -> &mut Self {
         self.ident(alias).push(".").ident(column)

@@ -263,14 +263,43 @@ impl Tracker {
 /// One `tracing` event per tracked event, with the IP after the privacy policy. Nothing
 /// secret reaches it: the runtime never sees passwords, tokens or session ids.
 fn log<M: Trackable>(event: &Event, user: &M, outcome: &'static str, error: Option<&crate::Error>) {
-    let user_id = engine::value_text(&user.__user_id());
+    // The user's key is formatted only for a subscriber that wants the event: it is on the
+    // path of every login.
+    let wanted = match error {
+        None => tracing::enabled!(target: "trackable", tracing::Level::INFO),
+        Some(_) => tracing::enabled!(target: "trackable", tracing::Level::WARN),
+    };
+    if wanted {
+        let user_id = engine::value_text(&user.__user_id());
+        log_event(event, &user_id, outcome, error, false);
+    }
+}
+
+/// The `tracing` event of one tracked event; `unknown_identifier` marks a failed login whose
+/// identifier matched no user (its `user_id` is empty).
+pub(crate) fn log_event(
+    event: &Event,
+    user_id: &str,
+    outcome: &'static str,
+    error: Option<&crate::Error>,
+    unknown_identifier: bool,
+) {
     let action = event.action.as_str();
     let ip = event.ip.as_deref().unwrap_or("");
-    match error {
-        None => tracing::info!(target: "trackable", action, user_id, ip, outcome, "sign-in event"),
-        Some(error) => {
-            tracing::warn!(target: "trackable", action, user_id, ip, outcome, %error, "sign-in event")
+    match (error, unknown_identifier) {
+        (None, false) => {
+            tracing::info!(target: "trackable", action, user_id, ip, outcome, "sign-in event")
         }
+        (None, true) => tracing::info!(
+            target: "trackable", action, user_id, ip, outcome, unknown_identifier, "sign-in event"
+        ),
+        (Some(error), false) => tracing::warn!(
+            target: "trackable", action, user_id, ip, outcome, %error, "sign-in event"
+        ),
+        (Some(error), true) => tracing::warn!(
+            target: "trackable", action, user_id, ip, outcome, unknown_identifier, %error,
+            "sign-in event"
+        ),
     }
 }
 
