@@ -71,6 +71,10 @@ pub(crate) struct AuditTables {
 impl AuditTables {
     pub(crate) fn of<M: AuditTrail>() -> Self {
         let (schema, table) = table_of::<M::Audit>();
+        AuditTables::new(schema, table)
+    }
+
+    pub(crate) fn new(schema: Option<String>, table: &'static str) -> Self {
         AuditTables {
             schema,
             table,
@@ -78,15 +82,12 @@ impl AuditTables {
         }
     }
 
-    /// `SELECT * (or COUNT(*) AS n) FROM <audit table> WHERE user_id = ? AND action = ?`
-    fn user_action(&self, backend: DbBackend, count: bool, user_id: Value, action: Action) -> Sql {
+    /// `SELECT <select> FROM <audit table> WHERE user_id = ? AND action = ?`
+    fn user_action(&self, backend: DbBackend, select: &str, user_id: Value, action: Action) -> Sql {
         let mut sql = Sql::new(backend);
-        if count {
-            sql.push("SELECT COUNT(*) AS ").ident("n");
-        } else {
-            sql.push("SELECT *");
-        }
-        sql.push(" FROM ")
+        sql.push("SELECT ")
+            .push(select)
+            .push(" FROM ")
             .table(self.schema.as_deref(), self.table)
             .push(" WHERE ")
             .ident("user_id")
@@ -97,6 +98,29 @@ impl AuditTables {
             .push(" = ")
             .param(action.as_str());
         sql
+    }
+
+    /// A login row of the user from stored IP `ip` (before row `before_id`, if given). Index
+    /// `(user_id, action, remote_ip)`.
+    pub(crate) fn login_from_ip(
+        &self,
+        backend: DbBackend,
+        user_id: Value,
+        ip: &str,
+        before_id: Option<i64>,
+    ) -> Statement {
+        let mut sql = self.user_action(backend, "1 AS found", user_id, Action::Login);
+        sql.push(" AND ").ident("remote_ip").push(" = ").param(ip);
+        if let Some(id) = before_id {
+            sql.push(" AND ").ident("id").push(" < ").param(id);
+        }
+        sql.push(" LIMIT 1");
+        if backend == DbBackend::MySql && before_id.is_some() {
+            // A locking read sees the latest committed rows even inside a caller's REPEATABLE
+            // READ transaction whose snapshot is older than the user-row lock.
+            sql.push(" LOCK IN SHARE MODE");
+        }
+        sql.build()
     }
 
     /// A user's events, newest first, before row `before`. Index `(user_id, id)`.
@@ -126,7 +150,7 @@ impl AuditTables {
 
     /// A user's latest login. Index `(user_id, action, inserted_at)`.
     pub(crate) fn last_login(&self, backend: DbBackend, user_id: Value) -> Statement {
-        let mut sql = self.user_action(backend, false, user_id, Action::Login);
+        let mut sql = self.user_action(backend, "*", user_id, Action::Login);
         sql.push(" ORDER BY ")
             .ident("inserted_at")
             .push(" DESC, ")
@@ -145,7 +169,12 @@ impl AuditTables {
         after: Option<DateTime<Utc>>,
         limit: Option<u64>,
     ) -> Statement {
-        let mut sql = self.user_action(backend, limit.is_none(), user_id, Action::FailedLogin);
+        let select = if limit.is_none() {
+            "COUNT(*) AS n"
+        } else {
+            "*"
+        };
+        let mut sql = self.user_action(backend, select, user_id, Action::FailedLogin);
         sql.push(" AND ")
             .ident("inserted_at")
             .push(" >= ")
@@ -451,11 +480,8 @@ impl Tracker {
         let Some(ip) = self.ip_policy().apply(ip) else {
             return Ok(true);
         };
-        let tables = AuditTables::of::<M>();
-        let statement = crate::hook::login_from_ip(
+        let statement = AuditTables::of::<M>().login_from_ip(
             db.get_database_backend(),
-            tables.schema.as_deref(),
-            tables.table,
             user.__user_id(),
             &ip,
             None,
@@ -586,25 +612,11 @@ where
         ("failed_logins_ip", tables.ip_failures(backend, ip, since)),
         (
             "is_new_ip",
-            crate::hook::login_from_ip(
-                backend,
-                tables.schema.as_deref(),
-                tables.table,
-                id.clone(),
-                ip,
-                None,
-            ),
+            tables.login_from_ip(backend, id.clone(), ip, None),
         ),
         (
             "new_ip_hook",
-            crate::hook::login_from_ip(
-                backend,
-                tables.schema.as_deref(),
-                tables.table,
-                id.clone(),
-                ip,
-                Some(i64::MAX),
-            ),
+            tables.login_from_ip(backend, id.clone(), ip, Some(i64::MAX)),
         ),
         ("lockout_state", tables.lock_state(backend, id.clone())),
         (

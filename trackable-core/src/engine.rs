@@ -216,64 +216,46 @@ fn fields_update<E: sea_orm::EntityTrait>(
     );
     let mut sql = Sql::new(backend);
     sql.push("UPDATE ").table(schema, table).push(" SET ");
-    if event.action == Action::Login {
-        // last = current if current_at is set, else last if last_at is set, else (now, ip)
-        sql.ident(last_ip)
+    let login = event.action == Action::Login;
+    // last = current if current_at is set; on a login, else last if last_at is set, else
+    // (now, ip); on a logout, else last. IPs first: their CASE reads the old times.
+    let pairs: [(&str, &str, Value); 2] = [
+        (last_ip, cur_ip, event.ip.clone().into()),
+        (last_at, cur_at, event.now.into()),
+    ];
+    for (last, current, value) in &pairs {
+        sql.ident(last)
             .push(" = CASE WHEN ")
             .ident(cur_at)
-            .push(" IS NOT NULL THEN ");
-        sql.ident(cur_ip)
-            .push(" WHEN ")
-            .ident(last_at)
-            .push(" IS NOT NULL THEN ");
-        sql.ident(last_ip)
-            .push(" ELSE ")
-            .param(event.ip.clone())
-            .push(" END, ");
-        sql.ident(last_at)
-            .push(" = CASE WHEN ")
-            .ident(cur_at)
-            .push(" IS NOT NULL THEN ");
-        sql.ident(cur_at)
-            .push(" WHEN ")
-            .ident(last_at)
-            .push(" IS NOT NULL THEN ");
-        sql.ident(last_at)
-            .push(" ELSE ")
-            .param(event.now)
-            .push(" END, ");
-        sql.ident(cur_ip)
-            .push(" = ")
-            .param(event.ip.clone())
-            .push(", ");
-        sql.ident(cur_at).push(" = ").param(event.now).push(", ");
+            .push(" IS NOT NULL THEN ")
+            .ident(current);
+        if login {
+            sql.push(" WHEN ").ident(last_at).push(" IS NOT NULL THEN ");
+            sql.ident(last).push(" ELSE ").param(value.clone());
+        } else {
+            sql.push(" ELSE ").ident(last);
+        }
+        sql.push(" END, ");
+    }
+    if login {
+        // current = (now, ip), count + 1
+        for (current, value) in [(cur_ip, &pairs[0].2), (cur_at, &pairs[1].2)] {
+            sql.ident(current)
+                .push(" = ")
+                .param(value.clone())
+                .push(", ");
+        }
         sql.ident(count)
             .push(" = COALESCE(")
             .ident(count)
             .push(", 0) + 1");
     } else {
-        // logout: if current_at is set, last = current and current = (none, none)
-        sql.ident(last_ip)
-            .push(" = CASE WHEN ")
-            .ident(cur_at)
-            .push(" IS NOT NULL THEN ");
-        sql.ident(cur_ip)
-            .push(" ELSE ")
-            .ident(last_ip)
-            .push(" END, ");
-        sql.ident(last_at)
-            .push(" = CASE WHEN ")
-            .ident(cur_at)
-            .push(" IS NOT NULL THEN ");
-        sql.ident(cur_at)
-            .push(" ELSE ")
-            .ident(last_at)
-            .push(" END, ");
+        // logout of a signed-in user: current = (none, none); otherwise unchanged
         sql.ident(cur_ip)
             .push(" = CASE WHEN ")
             .ident(cur_at)
-            .push(" IS NOT NULL THEN ");
-        sql.param(None::<String>)
+            .push(" IS NOT NULL THEN ")
+            .param(None::<String>)
             .push(" ELSE ")
             .ident(cur_ip)
             .push(" END, ");

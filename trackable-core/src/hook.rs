@@ -1,11 +1,11 @@
 //! The hook called when a user signs in from an IP address new for them.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DbBackend, Value};
+use sea_orm::Value;
 
+use crate::audit::AuditTables;
 use crate::engine::Event;
-use crate::sql::Sql;
-use crate::{Action, Connection, HasSignInState, Mode, Result, Trackable};
+use crate::{Connection, HasSignInState, Mode, Result, Trackable};
 
 /// A login from an IP address that the user never signed in from before, as passed to a
 /// [`NewIpHook`].
@@ -92,7 +92,8 @@ pub(crate) async fn after_login<C, M>(
     };
     // The audit table lives in the user table's schema.
     let (schema, _) = crate::trackable::table_of::<crate::trackable::EntityOf<M>>();
-    match seen_before(db, schema.as_deref(), table, user.__user_id(), ip, audit_id).await {
+    let tables = AuditTables::new(schema, table);
+    match seen_before(db, &tables, user.__user_id(), ip, audit_id).await {
         Ok(true) => {}
         Ok(false) => hook.on_new_ip(&NewIp {
             user_id: user.__user_id(),
@@ -112,58 +113,11 @@ pub(crate) async fn after_login<C, M>(
 /// Whether the user has a login row from `ip` before row `before_id`.
 async fn seen_before<C: Connection>(
     db: &C,
-    schema: Option<&str>,
-    table: &str,
+    tables: &AuditTables,
     user_id: Value,
     ip: &str,
     before_id: i64,
 ) -> Result<bool> {
-    let statement = login_from_ip(
-        db.get_database_backend(),
-        schema,
-        table,
-        user_id,
-        ip,
-        Some(before_id),
-    );
+    let statement = tables.login_from_ip(db.get_database_backend(), user_id, ip, Some(before_id));
     Ok(db.query_one_raw(statement).await?.is_some())
-}
-
-/// A login row of the user from `ip` (before row `before_id`, if given). Index
-/// `(user_id, action, remote_ip)`.
-pub(crate) fn login_from_ip(
-    backend: DbBackend,
-    schema: Option<&str>,
-    table: &str,
-    user_id: Value,
-    ip: &str,
-    before_id: Option<i64>,
-) -> sea_orm::Statement {
-    let mut sql = Sql::new(backend);
-    sql.push("SELECT 1 AS ")
-        .ident("found")
-        .push(" FROM ")
-        .table(schema, table)
-        .push(" WHERE ")
-        .ident("user_id")
-        .push(" = ")
-        .param(user_id)
-        .push(" AND ")
-        .ident("action")
-        .push(" = ")
-        .param(Action::Login.as_str())
-        .push(" AND ")
-        .ident("remote_ip")
-        .push(" = ")
-        .param(ip);
-    if let Some(id) = before_id {
-        sql.push(" AND ").ident("id").push(" < ").param(id);
-    }
-    sql.push(" LIMIT 1");
-    if backend == DbBackend::MySql && before_id.is_some() {
-        // A locking read sees the latest committed rows even inside a caller's REPEATABLE
-        // READ transaction whose snapshot is older than the user-row lock.
-        sql.push(" LOCK IN SHARE MODE");
-    }
-    sql.build()
 }
