@@ -251,6 +251,21 @@
 //! policy), the user agent (after its policy, stored but not logged) and the time. The
 //! identifier of an unknown-user failure is stored only as a keyed hash and never logged.
 //!
+//! # How the crate is built
+//!
+//! Layers, each calling only the ones below it:
+//!
+//! | layer | modules | owns |
+//! |---|---|---|
+//! | entry points | `tracker/`, `lockout` | [`Tracker`] and the `track_*` functions, its audit-trail queries; the [`Lockout`] policy on top of them |
+//! | audit trail | `trail/` | where an audit trail is stored and the statements that read it, the shared queries, retention, the new-IP hook, query plans |
+//! | SQL | `store/` | statement text, connections and transactions, the migration, PostgreSQL's append function, decoding rows |
+//! | vocabulary | `action`, `state`, `error`, `event`, `trackable`, `client/` | the types every layer speaks: actions, sign-in state, errors, one event and its `tracing` record, the [`Trackable`] contract, client IPs and their policies |
+//!
+//! Integrations with web frameworks (`integration/`: `http`, `axum`) sit beside the entry
+//! points, each behind its feature, and use only `client/`. `__private` is what the derive's
+//! generated code calls. `tests/layout.rs` checks that no module imports one above it.
+//!
 //! # Features
 //!
 //! - `derive` (default): re-exports [`Trackable`](macro@Trackable) and [`sign_in_fields`].
@@ -265,45 +280,43 @@
 #![warn(missing_debug_implementations)]
 
 mod action;
-mod audit;
 mod client;
-mod connection;
-mod engine;
 mod error;
-mod hook;
+mod event;
+mod integration;
 mod lockout;
-mod migration;
-mod retention;
-mod sql;
 mod state;
+mod store;
 mod trackable;
 mod tracker;
+mod trail;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
 
 pub use action::{Action, ParseActionError};
-pub use audit::{AuditTrail, HistoryPage, MAX_PAGE_SIZE, QueryPlan, explain_audit_queries};
-#[cfg(feature = "axum")]
-#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub use client::StateClientInfo;
 pub use client::{
     ClientConfig, ClientInfo, ConfigError, ForwardedHeader, HashKey, IpPolicy, IpSource,
     Resolution, UserAgentPolicy,
 };
-pub use connection::Connection;
 pub use error::{Error, Result};
-pub use hook::{NewIp, NewIpHook};
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use integration::StateClientInfo;
 pub use lockout::{LockDecision, Lockout};
-pub use migration::Migration;
-pub use retention::{MAX_BATCH_SIZE, anonymize_audit_ips, purge_audit_trail};
 pub use state::{HasSignInState, SignInState};
-pub use trackable::{Mode, Trackable};
+pub use store::connection::Connection;
+pub use trackable::{Migration, Mode, Trackable};
 pub use tracker::{
     Clock, SystemClock, Tracker, track, track_failed_login, track_lock, track_login, track_logout,
     track_password_reset, track_unlock, track_unlock_token,
 };
+pub use trail::explain::{QueryPlan, explain_audit_queries};
+pub use trail::hook::{NewIp, NewIpHook};
+pub use trail::queries::{HistoryPage, MAX_PAGE_SIZE};
+pub use trail::retention::{MAX_BATCH_SIZE, anonymize_audit_ips, purge_audit_trail};
+pub use trail::tables::AuditTrail;
 
 /// Derives [`Trackable`](trait@Trackable) for a SeaORM user model. See the
 /// [crate documentation](crate#the-derive) for its attributes.

@@ -6,10 +6,16 @@ use std::str::FromStr;
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait, ModelTrait, Value};
 
-use crate::audit::{AuditTables, count_user_failures, ip_failures};
-use crate::connection::atomically;
-use crate::engine::get;
-use crate::{AuditTrail, ClientInfo, Connection, Result, Tracker};
+use crate::action::Action;
+use crate::client::ClientInfo;
+use crate::error::Result;
+use crate::store::connection::{Connection, atomically};
+use crate::store::rows::{get, not_found};
+use crate::store::statements::lock_user;
+use crate::store::write::ensure_exists;
+use crate::tracker::Tracker;
+use crate::trail::queries::{count_user_failures, ip_failures};
+use crate::trail::tables::{AuditTables, AuditTrail};
 
 /// What to do with a sign-in attempt, as decided by a [`Lockout`] policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -181,15 +187,15 @@ impl Lockout {
         M: AuditTrail,
     {
         let backend = db.get_database_backend();
-        let Some(lock) = crate::engine::lock_user(backend, user) else {
+        let Some(lock) = lock_user(backend, user) else {
             // SQLite: see "Concurrency" above. An unknown user is an error on every backend.
-            crate::engine::ensure_exists(db, user, crate::Action::Lock).await?;
+            ensure_exists(db, user, Action::Lock).await?;
             return self.decide(tracker, db, user, client).await;
         };
         atomically!(db, |conn| {
             async {
                 if conn.query_one_raw(lock).await?.is_none() {
-                    return Err(crate::engine::not_found(user, crate::Action::Lock));
+                    return Err(not_found(user, Action::Lock));
                 }
                 self.decide(tracker, conn, user, client).await
             }

@@ -5,40 +5,8 @@ pub use sea_orm;
 
 use sea_orm::EntityTrait;
 
-/// How the derive told the runtime to track a model.
-#[derive(Debug)]
-pub enum Tracking<E: EntityTrait> {
-    /// Fields mode.
-    Fields(FieldColumns<E>),
-    /// Table mode.
-    Table(TableSpec<E>),
-}
-
-/// The user-table columns of fields mode.
-#[derive(Debug)]
-pub struct FieldColumns<E: EntityTrait> {
-    /// The primary key.
-    pub id: E::Column,
-    /// `sign_in_count`.
-    pub sign_in_count: E::Column,
-    /// `current_sign_in_at`.
-    pub current_sign_in_at: E::Column,
-    /// `current_sign_in_ip`.
-    pub current_sign_in_ip: E::Column,
-    /// `last_sign_in_at`.
-    pub last_sign_in_at: E::Column,
-    /// `last_sign_in_ip`.
-    pub last_sign_in_ip: E::Column,
-}
-
-/// The audit table of table mode.
-#[derive(Debug)]
-pub struct TableSpec<E: EntityTrait> {
-    /// The user table's primary key.
-    pub id: E::Column,
-    /// The audit table.
-    pub table: &'static str,
-}
+pub use crate::trackable::{FieldColumns, TableSpec, Tracking};
+use crate::trackable::{Migration, table_of};
 
 /// Types that can hold a sign-in count.
 #[diagnostic::on_unimplemented(
@@ -118,14 +86,14 @@ impl UserId for sea_orm::prelude::Uuid {}
 pub const fn assert_user_id<T: UserId + ?Sized>() {}
 
 /// The fields-mode migration of entity `E`.
-pub fn fields_migration<E: EntityTrait>(columns: &FieldColumns<E>) -> crate::Migration {
+pub fn fields_migration<E: EntityTrait>(columns: &FieldColumns<E>) -> Migration {
     use sea_orm::{ColumnTrait, IdenStatic};
     let big_count = matches!(
         columns.sign_in_count.def().get_column_type(),
         sea_orm::sea_query::ColumnType::BigInteger | sea_orm::sea_query::ColumnType::BigUnsigned
     );
-    let (schema, table) = crate::trackable::table_of::<E>();
-    crate::Migration::fields(
+    let (schema, table) = table_of::<E>();
+    Migration::fields(
         schema,
         table.to_owned(),
         [
@@ -140,10 +108,10 @@ pub fn fields_migration<E: EntityTrait>(columns: &FieldColumns<E>) -> crate::Mig
 }
 
 /// The table-mode migration of entity `E`.
-pub fn table_migration<E: EntityTrait>(spec: &TableSpec<E>) -> crate::Migration {
+pub fn table_migration<E: EntityTrait>(spec: &TableSpec<E>) -> Migration {
     use sea_orm::{ColumnTrait, IdenStatic};
-    let (schema, table) = crate::trackable::table_of::<E>();
-    crate::Migration::table(
+    let (schema, table) = table_of::<E>();
+    Migration::table(
         schema,
         table.to_owned(),
         spec.id.as_str().to_owned(),

@@ -15,58 +15,13 @@ mod forwarded;
 mod policy;
 mod resolve;
 
-#[cfg(feature = "http")]
-mod http;
-
-#[cfg(feature = "axum")]
-mod axum;
-
-#[cfg(feature = "axum")]
-pub use self::axum::StateClientInfo;
-
 use std::net::IpAddr;
 
 pub use config::{ClientConfig, ConfigError, ForwardedHeader};
+#[cfg(feature = "http")]
+pub(crate) use policy::sanitize_user_agent;
 pub use policy::{HashKey, IpPolicy, UserAgentPolicy};
-pub use resolve::Resolution;
-
-/// Where the IP address of a [`ClientInfo`] came from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum IpSource {
-    /// The peer address of the connection: the peer is not a trusted proxy,
-    /// no forwarding header is configured, or the trusted chain ended at the
-    /// peer.
-    Peer,
-    /// An entry of the configured forwarding header, read because the peer is
-    /// a trusted proxy.
-    Header,
-    /// Set by the application ([`ClientInfo::from_ip`], [`ClientInfo::with_ip`]).
-    Manual,
-    /// No trustworthy address: the forwarding header was malformed where the
-    /// client should be, too long, or the peer address is not known.
-    #[default]
-    Unresolved,
-}
-
-impl IpSource {
-    /// A short lowercase name (`"peer"`, `"header"`, `"manual"`, `"unresolved"`),
-    /// for logs and metrics.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            IpSource::Peer => "peer",
-            IpSource::Header => "header",
-            IpSource::Manual => "manual",
-            IpSource::Unresolved => "unresolved",
-        }
-    }
-}
-
-impl std::fmt::Display for IpSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use resolve::{IpSource, Resolution};
 
 /// The client of a request: its IP address (if known) and user agent.
 ///
@@ -133,6 +88,14 @@ impl ClientInfo {
     #[must_use]
     pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// Replaces the user agent with one already cleaned by [`UserAgentPolicy`]'s rules, as
+    /// the `http` integration reads it.
+    #[cfg(feature = "http")]
+    pub(crate) fn with_cleaned_user_agent(mut self, user_agent: Option<String>) -> Self {
+        self.user_agent = user_agent;
         self
     }
 

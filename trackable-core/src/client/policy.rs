@@ -253,7 +253,7 @@ impl UserAgentPolicy {
 
 /// Cleans `raw` as [`UserAgentPolicy`] describes, reading no further than
 /// needed to fill `max_len` bytes. Invalid UTF-8 becomes U+FFFD.
-pub(super) fn sanitize_user_agent(raw: &[u8], max_len: usize) -> Option<String> {
+pub(crate) fn sanitize_user_agent(raw: &[u8], max_len: usize) -> Option<String> {
     let mut out = String::new();
     'chunks: for chunk in raw.utf8_chunks() {
         let replacement = (!chunk.invalid().is_empty()).then_some(char::REPLACEMENT_CHARACTER);

@@ -1,8 +1,45 @@
 use std::net::IpAddr;
 
-use super::IpSource;
 use super::config::{ClientConfig, ForwardedHeader};
 use super::forwarded::{Entry, MAX_ELEMENT_LEN, RevEntries, Syntax, parse_node};
+
+/// Where the IP address of a [`ClientInfo`](crate::ClientInfo) came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IpSource {
+    /// The peer address of the connection: the peer is not a trusted proxy,
+    /// no forwarding header is configured, or the trusted chain ended at the
+    /// peer.
+    Peer,
+    /// An entry of the configured forwarding header, read because the peer is
+    /// a trusted proxy.
+    Header,
+    /// Set by the application ([`ClientInfo::from_ip`](crate::ClientInfo::from_ip), [`ClientInfo::with_ip`](crate::ClientInfo::with_ip)).
+    Manual,
+    /// No trustworthy address: the forwarding header was malformed where the
+    /// client should be, too long, or the peer address is not known.
+    #[default]
+    Unresolved,
+}
+
+impl IpSource {
+    /// A short lowercase name (`"peer"`, `"header"`, `"manual"`, `"unresolved"`),
+    /// for logs and metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            IpSource::Peer => "peer",
+            IpSource::Header => "header",
+            IpSource::Manual => "manual",
+            IpSource::Unresolved => "unresolved",
+        }
+    }
+}
+
+impl std::fmt::Display for IpSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The outcome of [`ClientConfig::resolve_ip`]: the client address, if one
 /// can be trusted, and where it came from.

@@ -3,9 +3,13 @@
 use chrono::{DateTime, Utc};
 use sea_orm::Value;
 
-use crate::audit::AuditTables;
-use crate::engine::Event;
-use crate::{Connection, HasSignInState, Mode, Result, Trackable};
+use super::tables::AuditTables;
+use crate::error::Result;
+use crate::event::Event;
+use crate::state::HasSignInState;
+use crate::store::connection::Connection;
+use crate::store::rows::value_text;
+use crate::trackable::{EntityOf, Mode, Trackable, table_of};
 
 /// A login from an IP address that the user never signed in from before, as passed to a
 /// [`NewIpHook`].
@@ -91,7 +95,7 @@ pub(crate) async fn after_login<C, M>(
         return;
     };
     // The audit table lives in the user table's schema.
-    let (schema, _) = crate::trackable::table_of::<crate::trackable::EntityOf<M>>();
+    let (schema, _) = table_of::<EntityOf<M>>();
     let tables = AuditTables::new(schema, table);
     match seen_before(db, &tables, user.__user_id(), ip, audit_id).await {
         Ok(true) => {}
@@ -104,7 +108,7 @@ pub(crate) async fn after_login<C, M>(
             first_login: record.sign_in_state().sign_in_count == 1,
         }),
         Err(error) => {
-            let user_id = crate::engine::value_text(&user.__user_id());
+            let user_id = value_text(&user.__user_id());
             tracing::warn!(target: "trackable", user_id, %error, "new-IP check failed");
         }
     }

@@ -4,10 +4,9 @@ use http::HeaderMap;
 use http::header::USER_AGENT;
 use http::request::Parts;
 
-use super::config::{ClientConfig, ForwardedHeader};
-use super::policy::sanitize_user_agent;
-use super::resolve::Resolution;
-use super::{ClientInfo, IpSource};
+use crate::client::{
+    ClientConfig, ClientInfo, ForwardedHeader, IpSource, Resolution, sanitize_user_agent,
+};
 
 impl ClientInfo {
     /// The client of an `http` request, from its head and the peer address
@@ -26,7 +25,7 @@ impl ClientInfo {
     /// the configured header. The user agent is read from the first
     /// `User-Agent` line, cleaned and cut to
     /// [`max_user_agent_len`](ClientConfig::max_user_agent_len) bytes as it
-    /// is read (see [`UserAgentPolicy`](super::UserAgentPolicy)), so a huge
+    /// is read (see [`UserAgentPolicy`](crate::UserAgentPolicy)), so a huge
     /// header is never copied whole. A malformed header never fails.
     ///
     /// ```
@@ -57,21 +56,15 @@ impl ClientInfo {
                 "forwarding header did not yield a trustworthy client address"
             );
         }
-        Self {
-            ip: resolution.ip,
-            ip_source: resolution.source,
-            user_agent: user_agent(headers, config.user_agent_limit()),
-        }
+        Self::from_resolution(resolution)
+            .with_cleaned_user_agent(user_agent(headers, config.user_agent_limit()))
     }
 
     /// The user agent of a request alone, as [`from_headers`](Self::from_headers)
     /// reads it; for a [`ClientInfo`] without a known peer.
     #[cfg(feature = "axum")]
-    pub(super) fn headers_user_agent(headers: &HeaderMap, config: &ClientConfig) -> Self {
-        Self {
-            user_agent: user_agent(headers, config.user_agent_limit()),
-            ..Self::new()
-        }
+    pub(crate) fn headers_user_agent(headers: &HeaderMap, config: &ClientConfig) -> Self {
+        Self::new().with_cleaned_user_agent(user_agent(headers, config.user_agent_limit()))
     }
 }
 

@@ -6,11 +6,12 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement};
 
-use crate::audit::AuditTables;
-use crate::engine::get;
-use crate::migration::index_name;
-use crate::sql::Sql;
-use crate::{AuditTrail, IpPolicy, Result};
+use super::tables::{AuditTables, AuditTrail};
+use crate::client::IpPolicy;
+use crate::error::Result;
+use crate::store::migration::index_name;
+use crate::store::rows::get;
+use crate::store::sql::Sql;
 
 /// The largest batch that [`purge_audit_trail`] and [`anonymize_audit_ips`] handle in one
 /// transaction.

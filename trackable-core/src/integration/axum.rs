@@ -6,8 +6,7 @@ use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use http::request::Parts;
 
-use super::ClientInfo;
-use super::config::ClientConfig;
+use crate::client::{ClientConfig, ClientInfo};
 
 /// Trusts nobody: the configuration used when a request carries none.
 static PEER_ONLY: ClientConfig = ClientConfig::new();
@@ -18,7 +17,7 @@ static PEER_ONLY: ClientConfig = ClientConfig::new();
 ///   extractor finds it: serve the router with
 ///   `into_make_service_with_connect_info::<SocketAddr>()` (or add the
 ///   `MockConnectInfo` layer in tests). Without it the IP is `None` and the source
-///   [`IpSource::Unresolved`](super::IpSource::Unresolved).
+///   [`IpSource::Unresolved`](crate::IpSource::Unresolved).
 /// - The [`ClientConfig`] comes from a request extension holding a
 ///   `ClientConfig` or an `Arc<ClientConfig>` (add it with
 ///   `.layer(Extension(config))`). Without one, the client is the peer and no
@@ -61,7 +60,7 @@ impl ClientInfo {
     /// The client of an axum request under `config`, with the peer address
     /// taken from its `ConnectInfo<SocketAddr>` (or `MockConnectInfo`)
     /// extension (IP `None`,
-    /// [`IpSource::Unresolved`](super::IpSource::Unresolved), when it is
+    /// [`IpSource::Unresolved`](crate::IpSource::Unresolved), when it is
     /// missing).
     ///
     /// The [`ClientInfo`] extractor calls this with the configuration found

@@ -3,11 +3,17 @@ use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-use crate::engine::{self, Event};
-use crate::hook::{self, NewIpHook};
-use crate::{
-    Action, ClientInfo, Connection, HashKey, IpPolicy, Result, Trackable, UserAgentPolicy,
-};
+use crate::action::Action;
+use crate::client::{ClientInfo, HashKey, IpPolicy, UserAgentPolicy};
+use crate::error::{Error, Result};
+use crate::event::{Event, log_event};
+use crate::store::connection::Connection;
+use crate::store::rows::value_text;
+use crate::store::write as engine;
+use crate::trackable::Trackable;
+use crate::trail::hook::{self, NewIpHook};
+
+mod queries;
 
 /// Where a [`Tracker`] reads the time of an event.
 pub trait Clock: Send + Sync {
@@ -262,7 +268,7 @@ impl Tracker {
 
 /// One `tracing` event per tracked event, with the IP after the privacy policy. Nothing
 /// secret reaches it: the runtime never sees passwords, tokens or session ids.
-fn log<M: Trackable>(event: &Event, user: &M, outcome: &'static str, error: Option<&crate::Error>) {
+fn log<M: Trackable>(event: &Event, user: &M, outcome: &'static str, error: Option<&Error>) {
     // The user's key is formatted only for a subscriber that wants the event: it is on the
     // path of every login.
     let wanted = match error {
@@ -270,36 +276,8 @@ fn log<M: Trackable>(event: &Event, user: &M, outcome: &'static str, error: Opti
         Some(_) => tracing::enabled!(target: "trackable", tracing::Level::WARN),
     };
     if wanted {
-        let user_id = engine::value_text(&user.__user_id());
+        let user_id = value_text(&user.__user_id());
         log_event(event, &user_id, outcome, error, false);
-    }
-}
-
-/// The `tracing` event of one tracked event; `unknown_identifier` marks a failed login whose
-/// identifier matched no user (its `user_id` is empty).
-pub(crate) fn log_event(
-    event: &Event,
-    user_id: &str,
-    outcome: &'static str,
-    error: Option<&crate::Error>,
-    unknown_identifier: bool,
-) {
-    let action = event.action.as_str();
-    let ip = event.ip.as_deref().unwrap_or("");
-    match (error, unknown_identifier) {
-        (None, false) => {
-            tracing::info!(target: "trackable", action, user_id, ip, outcome, "sign-in event")
-        }
-        (None, true) => tracing::info!(
-            target: "trackable", action, user_id, ip, outcome, unknown_identifier, "sign-in event"
-        ),
-        (Some(error), false) => tracing::warn!(
-            target: "trackable", action, user_id, ip, outcome, %error, "sign-in event"
-        ),
-        (Some(error), true) => tracing::warn!(
-            target: "trackable", action, user_id, ip, outcome, unknown_identifier, %error,
-            "sign-in event"
-        ),
     }
 }
 

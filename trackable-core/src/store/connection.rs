@@ -39,14 +39,14 @@ impl Connection for DatabaseTransaction {
 /// bodies that only touch the user's own row.
 macro_rules! atomically {
     ($db:expr, |$conn:ident| $body:expr) => {
-        $crate::connection::atomically!(@run $db, $crate::connection::begin, |$conn| $body)
+        $crate::store::connection::atomically!(@run $db, $crate::store::connection::begin, |$conn| $body)
     };
     ($db:expr, default_isolation, |$conn:ident| $body:expr) => {
-        $crate::connection::atomically!(@run $db, ::sea_orm::TransactionTrait::begin, |$conn| $body)
+        $crate::store::connection::atomically!(@run $db, ::sea_orm::TransactionTrait::begin, |$conn| $body)
     };
     (@run $db:expr, $begin:path, |$conn:ident| $body:expr) => {{
         let db = $db;
-        if $crate::connection::Connection::__in_transaction(db) {
+        if $crate::store::connection::Connection::__in_transaction(db) {
             let $conn = db;
             $body
         } else {

@@ -1,0 +1,43 @@
+//! One tracked event, after the clock was read and the privacy policies applied, and the
+//! `tracing` event that reports it. Every layer that records an event shares it.
+
+use chrono::{DateTime, Utc};
+
+use crate::action::Action;
+
+/// One event, after the clock was read and the privacy policies applied.
+#[derive(Debug)]
+pub(crate) struct Event {
+    pub(crate) action: Action,
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) ip: Option<String>,
+    pub(crate) user_agent: Option<String>,
+}
+
+/// The `tracing` event of one tracked event; `unknown_identifier` marks a failed login whose
+/// identifier matched no user (its `user_id` is empty).
+pub(crate) fn log_event(
+    event: &Event,
+    user_id: &str,
+    outcome: &'static str,
+    error: Option<&crate::error::Error>,
+    unknown_identifier: bool,
+) {
+    let action = event.action.as_str();
+    let ip = event.ip.as_deref().unwrap_or("");
+    match (error, unknown_identifier) {
+        (None, false) => {
+            tracing::info!(target: "trackable", action, user_id, ip, outcome, "sign-in event")
+        }
+        (None, true) => tracing::info!(
+            target: "trackable", action, user_id, ip, outcome, unknown_identifier, "sign-in event"
+        ),
+        (Some(error), false) => tracing::warn!(
+            target: "trackable", action, user_id, ip, outcome, %error, "sign-in event"
+        ),
+        (Some(error), true) => tracing::warn!(
+            target: "trackable", action, user_id, ip, outcome, unknown_identifier, %error,
+            "sign-in event"
+        ),
+    }
+}

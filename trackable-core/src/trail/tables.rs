@@ -1,0 +1,295 @@
+//! Where an audit trail is stored, and the statements that read it.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{DbBackend, EntityTrait, Statement, Value};
+
+use crate::action::Action;
+use crate::event::Event;
+use crate::store::migration::unknown_table;
+use crate::store::sql::Sql;
+use crate::trackable::{Trackable, table_of};
+
+/// A user model tracked in table mode, whose audit trail can be queried.
+///
+/// `#[derive(Trackable)]` implements it for table mode only, so the queries of
+/// [`Tracker`](crate::Tracker) ([`history`](crate::Tracker::history), [`last_login`](crate::Tracker::last_login),
+/// [`count_failed_logins`](crate::Tracker::count_failed_logins), ...), the
+/// [`Lockout`](crate::Lockout) helper and the retention functions do not compile for a
+/// fields-mode model, which keeps no history:
+///
+/// ```compile_fail
+/// use sea_orm::entity::prelude::*;
+/// use trackable_core::Trackable;
+///
+/// #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
+/// #[sea_orm(table_name = "users")]
+/// pub struct Model {
+///     #[sea_orm(primary_key)]
+///     pub id: i32,
+///     pub sign_in_count: i32,
+///     pub current_sign_in_at: Option<DateTimeUtc>,
+///     pub current_sign_in_ip: Option<String>,
+///     pub last_sign_in_at: Option<DateTimeUtc>,
+///     pub last_sign_in_ip: Option<String>,
+/// }
+/// # #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+/// # pub enum Relation {}
+/// # impl ActiveModelBehavior for ActiveModel {}
+///
+/// async fn run(db: &DatabaseConnection, user: Model) {
+///     // error: the trait `AuditTrail` is not implemented for `Model`
+///     let _ = trackable_core::Tracker::new().last_login(db, &user).await;
+/// }
+/// # fn main() {}
+/// ```
+pub trait AuditTrail: Trackable {
+    /// The audit entity that the derive generated: its `Model` is [`Trackable::Record`].
+    type Audit: EntityTrait<Model = Self::Record>;
+}
+
+/// Where an audit trail is stored.
+pub(crate) struct AuditTables {
+    pub(crate) schema: Option<String>,
+    pub(crate) table: &'static str,
+    pub(crate) unknown: String,
+}
+
+impl AuditTables {
+    pub(crate) fn of<M: AuditTrail>() -> Self {
+        let (schema, table) = table_of::<M::Audit>();
+        AuditTables::new(schema, table)
+    }
+
+    pub(crate) fn new(schema: Option<String>, table: &'static str) -> Self {
+        AuditTables {
+            schema,
+            table,
+            unknown: unknown_table(table),
+        }
+    }
+
+    /// `SELECT <select> FROM <audit table> WHERE user_id = ? AND action = ?`
+    fn user_action(&self, backend: DbBackend, select: &str, user_id: Value, action: Action) -> Sql {
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT ")
+            .push(select)
+            .push(" FROM ")
+            .table(self.schema.as_deref(), self.table)
+            .push(" WHERE ")
+            .ident("user_id")
+            .push(" = ")
+            .param(user_id)
+            .push(" AND ")
+            .ident("action")
+            .push(" = ")
+            .param(action.as_str());
+        sql
+    }
+
+    /// A login row of the user from stored IP `ip` (before row `before_id`, if given). Index
+    /// `(user_id, action, remote_ip)`.
+    pub(crate) fn login_from_ip(
+        &self,
+        backend: DbBackend,
+        user_id: Value,
+        ip: &str,
+        before_id: Option<i64>,
+    ) -> Statement {
+        let mut sql = self.user_action(backend, "1 AS found", user_id, Action::Login);
+        sql.push(" AND ").ident("remote_ip").push(" = ").param(ip);
+        if let Some(id) = before_id {
+            sql.push(" AND ").ident("id").push(" < ").param(id);
+        }
+        sql.push(" LIMIT 1");
+        if backend == DbBackend::MySql && before_id.is_some() {
+            // A locking read sees the latest committed rows even inside a caller's REPEATABLE
+            // READ transaction whose snapshot is older than the user-row lock.
+            sql.push(" LOCK IN SHARE MODE");
+        }
+        sql.build()
+    }
+
+    /// A user's events, newest first, before row `before`. Index `(user_id, id)`.
+    pub(crate) fn history(
+        &self,
+        backend: DbBackend,
+        user_id: Value,
+        before: Option<i64>,
+        limit: u64,
+    ) -> Statement {
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT * FROM ")
+            .table(self.schema.as_deref(), self.table)
+            .push(" WHERE ")
+            .ident("user_id")
+            .push(" = ")
+            .param(user_id);
+        if let Some(before) = before {
+            sql.push(" AND ").ident("id").push(" < ").param(before);
+        }
+        sql.push(" ORDER BY ")
+            .ident("id")
+            .push(" DESC LIMIT ")
+            .param(limit_value(limit));
+        sql.build()
+    }
+
+    /// A user's latest login. Index `(user_id, action, inserted_at)`.
+    pub(crate) fn last_login(&self, backend: DbBackend, user_id: Value) -> Statement {
+        let mut sql = self.user_action(backend, "*", user_id, Action::Login);
+        sql.push(" ORDER BY ")
+            .ident("inserted_at")
+            .push(" DESC, ")
+            .ident("id")
+            .push(" DESC LIMIT 1");
+        sql.build()
+    }
+
+    /// A user's failed logins at or after `since` (and strictly after `after`), counted, or
+    /// the newest `limit` of them. Index `(user_id, action, inserted_at)`.
+    pub(crate) fn user_failures(
+        &self,
+        backend: DbBackend,
+        user_id: Value,
+        since: DateTime<Utc>,
+        after: Option<DateTime<Utc>>,
+        limit: Option<u64>,
+    ) -> Statement {
+        let select = if limit.is_none() {
+            "COUNT(*) AS n"
+        } else {
+            "*"
+        };
+        let mut sql = self.user_action(backend, select, user_id, Action::FailedLogin);
+        sql.push(" AND ")
+            .ident("inserted_at")
+            .push(" >= ")
+            .param(since);
+        if let Some(after) = after {
+            sql.push(" AND ")
+                .ident("inserted_at")
+                .push(" > ")
+                .param(after);
+        }
+        if let Some(limit) = limit {
+            sql.push(" ORDER BY ")
+                .ident("inserted_at")
+                .push(" DESC, ")
+                .ident("id")
+                .push(" DESC LIMIT ")
+                .param(limit_value(limit));
+        }
+        sql.build()
+    }
+
+    /// The failed logins from stored IP `ip` at or after `since`, known users and unknown
+    /// identifiers together: their number `n` and the time of the latest, `latest`. Indexes
+    /// `(remote_ip, action, inserted_at)` and, on the unknown table, `(remote_ip, inserted_at)`.
+    pub(crate) fn ip_failures(
+        &self,
+        backend: DbBackend,
+        ip: &str,
+        since: DateTime<Utc>,
+    ) -> Statement {
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT COUNT(*) AS ")
+            .ident("n")
+            .push(", MAX(")
+            .qualified("f", "inserted_at")
+            .push(") AS ")
+            .ident("latest")
+            .push(" FROM (SELECT ")
+            .ident("inserted_at")
+            .push(" FROM ")
+            .table(self.schema.as_deref(), self.table)
+            .push(" WHERE ")
+            .ident("remote_ip")
+            .push(" = ")
+            .param(ip)
+            .push(" AND ")
+            .ident("action")
+            .push(" = ")
+            .param(Action::FailedLogin.as_str())
+            .push(" AND ")
+            .ident("inserted_at")
+            .push(" >= ")
+            .param(since)
+            .push(" UNION ALL SELECT ")
+            .ident("inserted_at")
+            .push(" FROM ")
+            .table(self.schema.as_deref(), &self.unknown)
+            .push(" WHERE ")
+            .ident("remote_ip")
+            .push(" = ")
+            .param(ip)
+            .push(" AND ")
+            .ident("inserted_at")
+            .push(" >= ")
+            .param(since)
+            .push(") ")
+            .ident("f");
+        sql.build()
+    }
+
+    /// The times of a user's latest `lock`, `unlock` and `login`. Index
+    /// `(user_id, action, inserted_at)`, one seek each.
+    pub(crate) fn lock_state(&self, backend: DbBackend, user_id: Value) -> Statement {
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT ");
+        for (i, (action, alias)) in [
+            (Action::Lock, "locked_at"),
+            (Action::Unlock, "unlocked_at"),
+            (Action::Login, "login_at"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(SELECT MAX(")
+                .ident("inserted_at")
+                .push(") FROM ")
+                .table(self.schema.as_deref(), self.table)
+                .push(" WHERE ")
+                .ident("user_id")
+                .push(" = ")
+                .param(user_id.clone())
+                .push(" AND ")
+                .ident("action")
+                .push(" = ")
+                .param(action.as_str())
+                .push(") AS ")
+                .ident(alias);
+        }
+        sql.build()
+    }
+
+    /// Inserts a failed login for an unknown identifier.
+    pub(crate) fn insert_unknown(
+        &self,
+        backend: DbBackend,
+        identifier_hash: Option<String>,
+        event: &Event,
+    ) -> Statement {
+        let mut sql = Sql::new(backend);
+        sql.push("INSERT INTO ")
+            .table(self.schema.as_deref(), &self.unknown)
+            .push(" (")
+            .idents(["identifier_hash", "remote_ip", "user_agent", "inserted_at"])
+            .push(") VALUES (")
+            .param(identifier_hash)
+            .push(", ")
+            .param(event.ip.clone())
+            .push(", ")
+            .param(event.user_agent.clone())
+            .push(", ")
+            .param(event.now)
+            .push(")");
+        sql.build()
+    }
+}
+
+pub(crate) fn limit_value(limit: u64) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
