@@ -375,10 +375,11 @@ impl Ctx {
     async fn table_naive(&self, id: i32, action: Action) -> member_events::Model {
         let latest = member_events::Entity::find()
             .filter(member_events::Column::UserId.eq(id))
-            .order_by_desc(member_events::Column::Id)
+            .order_by_desc(member_events::Column::Seq)
             .one(&self.db)
             .await
             .expect("latest row");
+        let seq = latest.as_ref().map_or(0, |row| row.seq) + 1;
         let now = now();
         let ip = self.ip.to_string();
         let state = latest
@@ -387,6 +388,7 @@ impl Ctx {
             .apply(action, now, Some(&ip));
         member_events::ActiveModel {
             user_id: Set(id),
+            seq: Set(seq),
             action: Set(action),
             sign_in_count: Set(state.sign_in_count),
             current_sign_in_at: Set(state.current_sign_in_at),

@@ -158,6 +158,49 @@ pub async fn postgres(connections: u32) -> Result<Option<TestDb>, DbErr> {
     server("TRACKABLE_POSTGRES_URL", DbBackend::Postgres, connections).await
 }
 
+/// A fresh PostgreSQL database, if configured, whose sessions begin their transactions at
+/// `level` (`default_transaction_isolation`), as a database configured so would.
+pub async fn postgres_with_default_isolation(
+    connections: u32,
+    level: sea_orm::IsolationLevel,
+) -> Result<Option<TestDb>, DbErr> {
+    let Some(db) = postgres(1).await? else {
+        return Ok(None);
+    };
+    let name: String = db
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT current_database() AS name",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("no database name".into()))?
+        .try_get("", "name")?;
+    db.db
+        .execute_unprepared(&format!(
+            "ALTER DATABASE {name} SET default_transaction_isolation = '{}'",
+            level.to_string().to_lowercase()
+        ))
+        .await?;
+    db.db.close_by_ref().await?;
+    let url = std::env::var("TRACKABLE_POSTGRES_URL").map_err(|e| DbErr::Custom(e.to_string()))?;
+    let (path, options) = match url.split_once('?') {
+        Some((path, options)) => (path, Some(options)),
+        None => (url.as_str(), None),
+    };
+    let (base, _) = path.rsplit_once('/').unwrap_or((path, ""));
+    let url = match options {
+        Some(options) => format!("{base}/{name}?{options}"),
+        None => format!("{base}/{name}"),
+    };
+    let db = Database::connect(quiet(&url, connections)).await?;
+    Ok(Some(TestDb {
+        db,
+        backend: DbBackend::Postgres,
+        _dir: None,
+    }))
+}
+
 /// A fresh MySQL / MariaDB database, if configured.
 pub async fn mysql(connections: u32) -> Result<Option<TestDb>, DbErr> {
     server("TRACKABLE_MYSQL_URL", DbBackend::MySql, connections).await

@@ -34,7 +34,7 @@ async fn history_pages_newest_first_with_a_stable_cursor() {
 
         let first = tracker.history(&db.db, &ada, None, 10).await.unwrap();
         assert_eq!(first.events, all[..10], "{:?}", db.backend);
-        assert_eq!(first.next, Some(all[9].id));
+        assert_eq!(first.next, Some(all[9].seq));
 
         // An event between two pages does not shift the cursor: no row skipped or repeated.
         tracker
@@ -53,7 +53,7 @@ async fn history_pages_newest_first_with_a_stable_cursor() {
 
         // An exact fit ends without an empty extra page; limits are clamped.
         let fit = tracker
-            .history(&db.db, &ada, all[4].id.into(), 20)
+            .history(&db.db, &ada, all[4].seq.into(), 20)
             .await
             .unwrap();
         assert_eq!(fit.events, all[5..]);
@@ -302,14 +302,12 @@ async fn unknown_identifiers_are_stored_only_as_a_keyed_hash() {
     }
 }
 
-/// The index each query is built for: `(query, [index names that its plan must show])`.
+/// The index each query is built for: `(query, [index names that its plan must show])`; `a|b`
+/// where either is a seek that serves it.
 const EXPECTED: [(&str, &[&str]); 12] = [
-    ("history", &["idx_member_events_user_id_id"]),
-    ("history_before", &["idx_member_events_user_id_id"]),
-    (
-        "last_login",
-        &["idx_member_events_user_id_action_inserted_at"],
-    ),
+    ("history", &["idx_member_events_user_id_seq"]),
+    ("history_before", &["idx_member_events_user_id_seq"]),
+    ("last_login", &["idx_member_events_user_id_action_seq"]),
     (
         "failed_logins_user",
         &["idx_member_events_user_id_action_inserted_at"],
@@ -325,20 +323,25 @@ const EXPECTED: [(&str, &[&str]); 12] = [
             "idx_member_events_unknown_remote_ip_inserted_at",
         ],
     ),
-    ("is_new_ip", &["idx_member_events_user_id_action_remote_ip"]),
+    (
+        // On a small table PostgreSQL may seek the IP's logins and filter by the user.
+        "is_new_ip",
+        &[
+            "idx_member_events_user_id_action_remote_ip_seq|idx_member_events_remote_ip_action_inserted_at",
+        ],
+    ),
     (
         "new_ip_hook",
-        &["idx_member_events_user_id_action_remote_ip"],
+        &[
+            "idx_member_events_user_id_action_remote_ip_seq|idx_member_events_remote_ip_action_inserted_at",
+        ],
     ),
-    (
-        "lockout_state",
-        &["idx_member_events_user_id_action_inserted_at"],
-    ),
+    ("lockout_state", &["idx_member_events_user_id_action_seq"]),
     (
         "purge_batch",
         &[
             "idx_member_events_inserted_at_id",
-            "idx_member_events_user_id_id",
+            "idx_member_events_user_id_seq",
         ],
     ),
     (
@@ -368,14 +371,17 @@ async fn seed(
         }
     }
     let start = Utc::now() - TimeDelta::days(10);
+    let mut seqs = vec![0; users];
     let rows: Vec<events::ActiveModel> = owners
         .iter()
         .enumerate()
         .map(|(n, &owner)| {
+            seqs[owner] += 1;
             let at = start + TimeDelta::seconds(n as i64 * 97);
             let ip = Some(format!("10.{}.{}.{}", n % 200, n % 7, n % 250));
             events::ActiveModel {
                 user_id: Set(members[owner].id),
+                seq: Set(seqs[owner]),
                 action: Set(Action::ALL[n % Action::ALL.len()]),
                 sign_in_count: Set(n as i64),
                 current_sign_in_at: Set(Some(at)),
@@ -451,8 +457,9 @@ async fn every_query_uses_an_index_of_the_migration() {
                 && plan.query == "lockout_state"
                 && plan.plan.matches("Select tables optimized away").count() == 3;
             for index in indexes {
+                // `a|b`: either serves the query with one seek.
                 assert!(
-                    uses_index(&plan.plan, index) || optimized_away,
+                    index.split('|').any(|index| uses_index(&plan.plan, index)) || optimized_away,
                     "{:?} {query}: {index} not used:\n{}",
                     db.backend,
                     plan.plan

@@ -329,6 +329,7 @@ async fn seed(db: &TestDb, users: usize, per_user: usize) -> Vec<member::Model> 
             let ip = |k: usize| Some(format!("10.0.{}.{}", k % 250, m.id % 250));
             batch.push(events::ActiveModel {
                 user_id: Set(m.id),
+                seq: Set(k as i64 + 1),
                 action: Set(Action::Login),
                 sign_in_count: Set(k as i64 + 1),
                 current_sign_in_at: Set(Some(seeded_at(k))),

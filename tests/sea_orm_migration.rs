@@ -96,7 +96,7 @@ async fn generated_migrations_run_under_the_migrator() {
         assert!(manager.has_table("member_events").await.unwrap());
         assert!(
             manager
-                .has_index("member_events", "idx_member_events_user_id_id")
+                .has_index("member_events", "idx_member_events_user_id_seq")
                 .await
                 .unwrap()
         );

@@ -7,9 +7,13 @@
 //! - **table mode** (`#[trackable(table = "...")]`) appends one row per event to an audit
 //!   table that the derive generates, entity and migration included.
 //!
-//! Every event is computed in SQL from the stored row, in one statement where the backend
-//! allows it, so concurrent logins never lose an increment and a stale model never
-//! overwrites a newer login.
+//! Every event is computed in the database from the stored row, in one statement where the
+//! backend allows it, so concurrent logins never lose an increment and a stale model never
+//! overwrites a newer login. In table mode each row carries the user's event number `seq`,
+//! unique per user, which orders their events at every isolation level and across app
+//! servers whose clocks differ; where a caller's transaction meets a concurrent event, the
+//! error says to retry it ([`Error::is_retryable`]). On SQLite, begin such transactions with
+//! [`begin_write`].
 //!
 //! ```no_run
 //! use sea_orm::entity::prelude::*;
@@ -165,11 +169,11 @@
 //!
 //! | query | answers | index |
 //! |---|---|---|
-//! | [`Tracker::history`] | a user's events, newest first, by pages (cursor = the last `id` seen) | `(user_id, id)` |
-//! | [`Tracker::last_login`] | a user's latest login row | `(user_id, action, inserted_at)` |
+//! | [`Tracker::history`] | a user's events, newest first, by pages (cursor = the last `seq` seen) | `UNIQUE (user_id, seq)` |
+//! | [`Tracker::last_login`] | a user's latest login row | `(user_id, action, seq)` |
 //! | [`Tracker::count_failed_logins`], [`Tracker::failed_logins`] | a user's failed logins since a time | `(user_id, action, inserted_at)` |
 //! | [`Tracker::count_failed_logins_from`] | an IP's failed logins since a time, unknown identifiers included | `(remote_ip, action, inserted_at)` and `<table>_unknown (remote_ip, inserted_at)` |
-//! | [`Tracker::is_new_ip`] | whether a user never signed in from an IP | `(user_id, action, remote_ip)` |
+//! | [`Tracker::is_new_ip`] | whether a user never signed in from an IP | `(user_id, action, remote_ip, seq)` |
 //!
 //! IPs passed to a query go through the tracker's [`IpPolicy`] first, so they match what was
 //! stored. Every query is one statement served by an index that the
@@ -178,10 +182,10 @@
 //!
 //! ```text
 //! -- history, SQLite (EXPLAIN QUERY PLAN)
-//! SEARCH member_events USING INDEX idx_member_events_user_id_id (user_id=?)
+//! SEARCH member_events USING INDEX idx_member_events_user_id_seq (user_id=?)
 //! -- history, PostgreSQL (EXPLAIN)
 //! Limit  (cost=0.29..190.60 rows=51 width=94)
-//!   ->  Index Scan Backward using idx_member_events_user_id_id on member_events
+//!   ->  Index Scan Backward using idx_member_events_user_id_seq on member_events
 //!         Index Cond: (user_id = 4)
 //!
 //! -- failed logins of an IP, SQLite
@@ -201,9 +205,9 @@
 //!               Index Cond: ((remote_ip = '192.0.2.1'::text) AND (inserted_at >= '...'))
 //!
 //! -- is the IP new, SQLite / PostgreSQL
-//! SEARCH member_events USING COVERING INDEX idx_member_events_user_id_action_remote_ip (user_id=? AND action=? AND remote_ip=?)
+//! SEARCH member_events USING COVERING INDEX idx_member_events_user_id_action_remote_ip_seq (user_id=? AND action=? AND remote_ip=?)
 //! Limit
-//!   ->  Index Only Scan using idx_member_events_user_id_action_remote_ip on member_events
+//!   ->  Index Only Scan using idx_member_events_user_id_action_remote_ip_seq on member_events
 //!         Index Cond: ((user_id = 4) AND (action = 'login'::text) AND (remote_ip = '192.0.2.1'::text))
 //!
 //! -- a purge batch, PostgreSQL
@@ -213,7 +217,7 @@
 //!         Filter: ((inserted_at > '...') OR (id > '0'::bigint))
 //!         SubPlan 1
 //!           ->  Limit
-//!                 ->  Index Only Scan Backward using idx_member_events_user_id_id on member_events b
+//!                 ->  Index Only Scan Backward using idx_member_events_user_id_seq on member_events b
 //!                       Index Cond: (user_id = a.user_id)
 //! ```
 //!
@@ -306,7 +310,7 @@ pub use error::{Error, Result};
 pub use integration::StateClientInfo;
 pub use lockout::{LockDecision, Lockout};
 pub use state::{HasSignInState, SignInState};
-pub use store::connection::Connection;
+pub use store::connection::{Connection, begin_write};
 pub use trackable::{Migration, Mode, Trackable};
 pub use tracker::{
     Clock, SystemClock, Tracker, track, track_failed_login, track_lock, track_login, track_logout,

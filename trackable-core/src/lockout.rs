@@ -58,7 +58,8 @@ impl LockDecision {
 /// - [`check_user`](Lockout::check_user): a user is **locked** while their latest `lock`
 ///   event is less than `cool_off` old and no `unlock` event came after it. Otherwise, if
 ///   they have at least `threshold` failed logins within `window` and after their latest
-///   login, lock or unlock (so a lock that ended, a successful login or an unlock by an
+///   login, lock or unlock (in the order of the user's events, their `seq`, whatever the
+///   clocks of the app servers that wrote them) (so a lock that ended, a successful login or an unlock by an
 ///   administrator starts the count again), it records a `lock` event through the tracker
 ///   and answers [`LockDecision::Lock`].
 /// - [`check_ip`](Lockout::check_ip): an IP is **blocked** while it has at least
@@ -217,23 +218,35 @@ impl Lockout {
         let tables = AuditTables::of::<M>();
         let now = tracker.now();
         let statement = tables.lock_state(db.get_database_backend(), user.__user_id());
-        let (locked_at, unlocked_at, login_at) = match db.query_one_raw(statement).await? {
-            Some(row) => (
-                get::<Option<DateTime<Utc>>>(&row, "locked_at")?,
-                get::<Option<DateTime<Utc>>>(&row, "unlocked_at")?,
-                get::<Option<DateTime<Utc>>>(&row, "login_at")?,
-            ),
-            None => (None, None, None),
+        let state = db.query_one_raw(statement).await?;
+        let seq = |column| -> Result<Option<i64>> {
+            state.as_ref().map_or(Ok(None), |row| get(row, column))
         };
-        if let Some(locked_at) = locked_at
-            && unlocked_at.is_none_or(|unlocked| unlocked < locked_at)
+        let (lock_seq, unlock_seq, login_seq) =
+            (seq("lock_seq")?, seq("unlock_seq")?, seq("login_seq")?);
+        if let Some(row) = &state
+            && let Ok(Some(false)) = row.try_get::<Option<bool>>("", "locked_readable")
+        {
+            return Err(crate::error::Error::InvalidData {
+                model: std::any::type_name::<M::Record>(),
+                what: "a `lock` event at a time outside the years -262143 to 262142".to_owned(),
+            });
+        }
+        let locked_at = match &state {
+            Some(row) => get::<Option<DateTime<Utc>>>(row, "locked_at")?,
+            None => None,
+        };
+        // The order of events is the user's event number, not their times: app servers
+        // whose clocks differ still agree on which came last.
+        if let (Some(lock), Some(locked_at)) = (lock_seq, locked_at)
+            && unlock_seq.is_none_or(|unlock| unlock < lock)
             && now < later(locked_at, self.cool_off)
         {
             return Ok(LockDecision::Locked {
                 until: later(locked_at, self.cool_off),
             });
         }
-        let reset = [locked_at, unlocked_at, login_at]
+        let reset = [lock_seq, unlock_seq, login_seq]
             .into_iter()
             .flatten()
             .max();

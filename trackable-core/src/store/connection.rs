@@ -72,18 +72,65 @@ macro_rules! atomically {
 }
 pub(crate) use atomically;
 
-/// Begins the transaction of one event.
+/// Begins the transaction of one event, at READ COMMITTED on PostgreSQL and MySQL.
 ///
-/// On MySQL at READ COMMITTED: under InnoDB's default REPEATABLE READ, an `INSERT ... SELECT`
+/// PostgreSQL: each statement reads the rows committed before it started, so the statement
+/// after the user-row lock sees the event that held the lock before, whatever the database's
+/// default isolation. MySQL: under InnoDB's default REPEATABLE READ, an `INSERT ... SELECT`
 /// takes next-key locks on the rows it reads, which deadlock against the table's AUTO-INC
 /// lock when many users sign in at once. The user-row lock taken first already orders the
 /// events of one user, and READ COMMITTED lets each statement see the rows committed before
 /// it, so nothing is lost.
 pub(crate) async fn begin<C: Connection>(db: &C) -> Result<DatabaseTransaction, sea_orm::DbErr> {
     match db.get_database_backend() {
-        sea_orm::DbBackend::MySql => {
+        sea_orm::DbBackend::MySql | sea_orm::DbBackend::Postgres => {
             db.begin_with_config(Some(sea_orm::IsolationLevel::ReadCommitted), None)
                 .await
+        }
+        _ => db.begin().await,
+    }
+}
+
+/// Begins a transaction that will track an event, taking the write lock early where that
+/// matters: `BEGIN IMMEDIATE` on SQLite, a plain `BEGIN` elsewhere.
+///
+/// SQLite begins a transaction as a reader; when a transaction that has read turns to
+/// writing while another connection wrote since, SQLite cannot wait for it and fails at once
+/// with "database is locked" (whatever the busy timeout). A handler that reads the user and
+/// then tracks the login in one transaction, several at a time, meets that often. Begun with
+/// `BEGIN IMMEDIATE`, the transaction waits for the write lock up front (within the busy
+/// timeout), and then nothing can come between its read and its write.
+///
+/// ```no_run
+/// # async fn run(db: &sea_orm::DatabaseConnection, email: &str,
+/// #     client: &trackable_core::ClientInfo) -> trackable_core::Result<()> {
+/// # mod member { use sea_orm::entity::prelude::*;
+/// # #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, trackable_core::Trackable)]
+/// # #[sea_orm(table_name = "members")] #[trackable(table = "member_events")]
+/// # pub struct Model { #[sea_orm(primary_key)] pub id: i32, pub email: String }
+/// # #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)] pub enum Relation {}
+/// # impl ActiveModelBehavior for ActiveModel {} }
+/// use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+///
+/// let txn = trackable_core::begin_write(db).await?;
+/// if let Some(member) = member::Entity::find()
+///     .filter(member::Column::Email.eq(email))
+///     .one(&txn)
+///     .await?
+/// {
+///     trackable_core::track_login(&txn, &member, client).await?;
+/// }
+/// txn.commit().await?;
+/// # Ok(()) }
+/// ```
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, sea_orm::DbErr> {
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => {
+            db.begin_with_options(sea_orm::TransactionOptions {
+                sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
         }
         _ => db.begin().await,
     }

@@ -3,6 +3,7 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
+use super::sql::Sql;
 use crate::trackable::{Migration, Plan};
 
 impl Migration {
@@ -70,6 +71,7 @@ impl Migration {
                         ColumnDef::new_with_type(Alias::new("user_id"), user_pk_type.clone())
                             .not_null(),
                     )
+                    .col(ColumnDef::new(Alias::new("seq")).big_integer().not_null())
                     .col(
                         ColumnDef::new(Alias::new("action"))
                             .string_len(16)
@@ -184,9 +186,20 @@ impl Migration {
                 .collect(),
             Plan::Table { .. } => vec![false; statements.len()],
         };
-        for (statement, skip) in statements.into_iter().zip(skip) {
+        for (i, (statement, skip)) in statements.into_iter().zip(skip).enumerate() {
             if !skip {
                 db.execute_raw(statement).await?;
+            }
+            if i == 0
+                && let Plan::Table {
+                    users_schema,
+                    table,
+                    ..
+                } = &self.plan
+            {
+                // Right after `CREATE TABLE IF NOT EXISTS`: bring a table of an earlier
+                // release up to this one before its indexes are created.
+                upgrade_audit_table(db, users_schema.as_deref(), table).await?;
             }
         }
         Ok(())
@@ -239,18 +252,22 @@ const IP_LEN: u32 = 64;
 
 /// The audit table's indexes: name suffix and columns. Every query of the crate uses one;
 /// `tests/audit_queries.rs` checks the plans.
-pub(crate) const AUDIT_INDEXES: [(&str, &[&str]); 5] = [
-    // a user's history, newest first, and their latest row (which every event reads)
-    ("user_id_id", &["user_id", "id"]),
-    // a user's failed logins within a time window, their last login, the lockout state
+pub(crate) const AUDIT_INDEXES: [(&str, &[&str]); 6] = [
+    // UNIQUE: the user's event numbers, each once; a user's history, newest first, and
+    // their latest row (which every event reads)
+    (UNIQUE_SEQ, &["user_id", "seq"]),
+    // a user's last login, and the latest lock, unlock and login of the lockout
+    ("user_id_action_seq", &["user_id", "action", "seq"]),
+    // a user's failed logins within a time window
     (
         "user_id_action_inserted_at",
         &["user_id", "action", "inserted_at"],
     ),
-    // whether an IP is new for a user: one seek, however many logins the user has
+    // whether an IP is new for a user (before one of their events): one seek, however many
+    // logins the user has
     (
-        "user_id_action_remote_ip",
-        &["user_id", "action", "remote_ip"],
+        "user_id_action_remote_ip_seq",
+        &["user_id", "action", "remote_ip", "seq"],
     ),
     // an IP's failed logins within a time window
     (
@@ -260,6 +277,162 @@ pub(crate) const AUDIT_INDEXES: [(&str, &[&str]); 5] = [
     // retention: purge and anonymise by age, in batches that resume after (inserted_at, id)
     ("inserted_at_id", &["inserted_at", "id"]),
 ];
+
+/// The unique index of a user's event numbers.
+const UNIQUE_SEQ: &str = "user_id_seq";
+
+/// Brings an audit table created by an earlier release up to this one: adds the per-user
+/// event number `seq`, numbering each user's rows in the order of their `id` (which was the
+/// order of events then), and replaces the indexes that `seq` makes better: `(user_id, id)`
+/// by the unique `(user_id, seq)`, `(user_id, action, remote_ip)` by
+/// `(user_id, action, remote_ip, seq)`. On MySQL, whose indexes are created with the table, it also creates
+/// the indexes the table lacks. Nothing happens on a table that is up to date.
+///
+/// Run it with no event being tracked on the table by the earlier release: rows that it
+/// appends during the upgrade have no event number.
+async fn upgrade_audit_table<C: ConnectionTrait>(
+    db: &C,
+    schema: Option<&str>,
+    table: &str,
+) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let t = |sql: &mut Sql| {
+        sql.table(schema, table);
+    };
+    if !existing_columns(db, schema, table)
+        .await?
+        .iter()
+        .any(|column| column == "seq")
+    {
+        let mut add = Sql::new(backend);
+        add.push("ALTER TABLE ");
+        t(&mut add);
+        add.push(" ADD COLUMN ")
+            .ident("seq")
+            .push(" BIGINT NOT NULL DEFAULT 0");
+        db.execute_raw(add.build()).await?;
+
+        // seq = the row's place among the user's rows, by id
+        let mut numbered = Sql::new(backend);
+        numbered
+            .push("(SELECT ")
+            .ident("id")
+            .push(", ROW_NUMBER() OVER (PARTITION BY ")
+            .ident("user_id")
+            .push(" ORDER BY ")
+            .ident("id")
+            .push(") AS ")
+            .ident("n")
+            .push(" FROM ");
+        t(&mut numbered);
+        numbered.push(") ").ident("r");
+        let numbered = numbered.build().sql;
+        let mut backfill = Sql::new(backend);
+        backfill.push("UPDATE ");
+        t(&mut backfill);
+        if backend == DbBackend::MySql {
+            backfill
+                .push(" JOIN ")
+                .push(&numbered)
+                .push(" ON ")
+                .qualified("r", "id")
+                .push(" = ");
+            t(&mut backfill);
+            backfill.push(".").ident("id").push(" SET ").ident("seq");
+            backfill.push(" = ").qualified("r", "n");
+        } else {
+            backfill
+                .push(" SET ")
+                .ident("seq")
+                .push(" = ")
+                .qualified("r", "n")
+                .push(" FROM ")
+                .push(&numbered)
+                .push(" WHERE ")
+                .qualified("r", "id")
+                .push(" = ");
+            t(&mut backfill);
+            backfill.push(".").ident("id");
+        }
+        db.execute_raw(backfill.build()).await?;
+    }
+
+    if backend == DbBackend::MySql {
+        for (suffix, columns) in AUDIT_INDEXES {
+            let name = index_name(table, suffix);
+            if !index_exists(db, schema, table, &name).await? {
+                let mut create = Sql::new(backend);
+                create.push(if suffix == UNIQUE_SEQ {
+                    "CREATE UNIQUE INDEX "
+                } else {
+                    "CREATE INDEX "
+                });
+                create.ident(&name).push(" ON ");
+                t(&mut create);
+                create.push(" (").idents(columns.iter().copied()).push(")");
+                db.execute_raw(create.build()).await?;
+            }
+        }
+    } else {
+        let name = index_name(table, UNIQUE_SEQ);
+        if !index_exists(db, schema, table, &name).await? {
+            let mut create = Sql::new(backend);
+            create
+                .push("CREATE UNIQUE INDEX ")
+                .ident(&name)
+                .push(" ON ");
+            t(&mut create);
+            create.push(" (").idents(["user_id", "seq"]).push(")");
+            db.execute_raw(create.build()).await?;
+        }
+    }
+    for legacy in ["user_id_id", "user_id_action_remote_ip"] {
+        let legacy = index_name(table, legacy);
+        if !index_exists(db, schema, table, &legacy).await? {
+            continue;
+        }
+        let mut drop = Sql::new(backend);
+        drop.push("DROP INDEX ");
+        if backend == DbBackend::MySql {
+            drop.ident(&legacy).push(" ON ");
+            t(&mut drop);
+        } else {
+            drop.table(schema, &legacy);
+        }
+        db.execute_raw(drop.build()).await?;
+    }
+    Ok(())
+}
+
+/// Whether `table` has an index named `name`.
+async fn index_exists<C: ConnectionTrait>(
+    db: &C,
+    schema: Option<&str>,
+    table: &str,
+    name: &str,
+) -> Result<bool, DbErr> {
+    let backend = db.get_database_backend();
+    let statement = match backend {
+        DbBackend::Sqlite => Statement::from_sql_and_values(
+            backend,
+            "SELECT 1 FROM pragma_index_list(?) WHERE name = ?",
+            [table.into(), name.into()],
+        ),
+        DbBackend::Postgres => Statement::from_sql_and_values(
+            backend,
+            "SELECT 1 FROM pg_indexes WHERE tablename = $1 AND indexname = $2 \
+             AND schemaname = COALESCE($3, current_schema())",
+            [table.into(), name.into(), schema.map(str::to_owned).into()],
+        ),
+        _ => Statement::from_sql_and_values(
+            backend,
+            "SELECT 1 FROM information_schema.statistics WHERE table_name = ? \
+             AND index_name = ? AND table_schema = COALESCE(?, DATABASE()) LIMIT 1",
+            [table.into(), name.into(), schema.map(str::to_owned).into()],
+        ),
+    };
+    Ok(db.query_one_raw(statement).await?.is_some())
+}
 
 /// The indexes of the table of failed logins for unknown identifiers.
 pub(crate) const UNKNOWN_INDEXES: [(&str, &[&str]); 2] = [
@@ -313,6 +486,9 @@ fn create_with_indexes(
         index.name(index_name(table, suffix));
         for column in *columns {
             index.col(Alias::new(*column));
+        }
+        if *suffix == UNIQUE_SEQ {
+            index.unique();
         }
         if backend == DbBackend::MySql {
             create.index(&mut index);

@@ -1,68 +1,15 @@
 //! What table mode needs of PostgreSQL: the `<table>_append` function that appends in one
-//! round trip, and whether a database has it.
+//! round trip.
+//!
+//! Whether a database has the function is not remembered: the call on a pool is tried, and
+//! if the function is missing (an audit table created from the entity, without the
+//! migration) the same append runs as two statements. Inside a caller's transaction, where a
+//! failed call would abort it, the two statements are always used.
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex, PoisonError};
-
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use sea_orm::{DbBackend, Statement};
 
 use super::sql::Sql;
 use super::statements::{Args, audit_insert};
-
-static KNOWN: LazyLock<Mutex<HashMap<String, bool>>> = LazyLock::new(Default::default);
-
-/// Whether the append function of `table` exists, so that table mode also works on an audit
-/// table created without the migration (from the entity, say), in two statements under the
-/// user-row lock instead of one.
-pub(crate) async fn has_append_function<C: ConnectionTrait>(
-    db: &C,
-    schema: Option<&str>,
-    table: &str,
-) -> Result<bool, DbErr> {
-    let known = KNOWN
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(table)
-        .copied();
-    if let Some(known) = known {
-        return Ok(known);
-    }
-    let name = pg_append_function_name(table);
-    let check = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-         WHERE p.proname = $1 AND n.nspname = COALESCE($2, current_schema())",
-        [name.into(), schema.map(str::to_owned).into()],
-    );
-    let exists = db.query_one_raw(check).await?.is_some();
-    KNOWN
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(table.to_owned(), exists);
-    Ok(exists)
-}
-
-pub(crate) fn forget_append_function(table: &str) {
-    KNOWN
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(table.to_owned(), false);
-}
-
-/// SQLSTATE 42883, undefined_function.
-pub(crate) fn is_undefined_function(error: &DbErr) -> bool {
-    #[cfg(feature = "postgres")]
-    if let DbErr::Query(sea_orm::RuntimeErr::SqlxError(error))
-    | DbErr::Exec(sea_orm::RuntimeErr::SqlxError(error)) = error
-    {
-        return error
-            .as_database_error()
-            .and_then(|error| error.code())
-            .is_some_and(|code| code == "42883");
-    }
-    let _ = error;
-    false
-}
 
 /// The name of the PostgreSQL function that appends to `table`.
 pub(crate) fn pg_append_function_name(table: &str) -> String {
@@ -90,14 +37,16 @@ pub(crate) fn pg_append_function(
         .ident("user_id")
         .push("%TYPE, p_action text, p_now timestamptz, p_ip text, p_user_agent text) RETURNS SETOF ")
         .table(schema, table)
-        .push(" LANGUAGE plpgsql VOLATILE AS $trackable$\nBEGIN\n  PERFORM 1 FROM ")
+        .push(" LANGUAGE plpgsql VOLATILE AS ")
+        .push(TAG)
+        .push("\nBEGIN\n  PERFORM 1 FROM ")
         .table(schema, users)
         .push(" WHERE ")
         .ident(user_pk)
         .push(" = p_user_id FOR NO KEY UPDATE;\n  IF NOT FOUND THEN\n    RETURN;\n  END IF;\n  RETURN QUERY ");
     audit_insert(&mut sql, schema, users, user_pk, table, &Args::Function);
-    sql.push(" RETURNING *;\nEND\n$trackable$");
-    sql.build()
+    sql.push(" RETURNING *;\nEND\n").push(TAG);
+    dollar_quoted(sql.build())
 }
 
 /// `DROP FUNCTION IF EXISTS <table>_append`.
@@ -106,4 +55,33 @@ pub(crate) fn pg_drop_append_function(schema: Option<&str>, table: &str) -> Stat
     sql.push("DROP FUNCTION IF EXISTS ")
         .table(schema, &pg_append_function_name(table));
     sql.build()
+}
+
+/// The placeholder of the function body's dollar-quote tag, replaced by [`dollar_quoted`].
+const TAG: &str = "\u{0}tag\u{0}";
+
+/// `statement` with its [`TAG`]s replaced by a dollar-quote tag that does not occur in the
+/// body, whatever the schema and table names hold.
+fn dollar_quoted(mut statement: Statement) -> Statement {
+    let mut tag = "$trackable$".to_owned();
+    while statement.sql.contains(&tag) {
+        tag.insert(tag.len() - 1, '_');
+    }
+    statement.sql = statement.sql.replace(TAG, &tag);
+    statement
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dollar_quote_tag_never_occurs_in_the_body() {
+        let body = pg_append_function(Some("a$trackable$b"), "users", "id", "events").sql;
+        let start = body.find(" AS $").unwrap() + 4;
+        let tag = &body[start..start + body[start + 1..].find('$').unwrap() + 2];
+        assert_eq!(tag, "$trackable_$");
+        assert_eq!(body.matches(tag).count(), 2, "{body}");
+        assert!(body.ends_with(tag));
+    }
 }

@@ -3,6 +3,7 @@
 
 use sea_orm::{FromQueryResult, QueryResult, Value};
 
+use super::sql::Sql;
 use crate::action::Action;
 use crate::error::{Error, Result};
 use crate::trackable::{EntityOf, Trackable, table_of};
@@ -16,16 +17,60 @@ pub(crate) fn not_found<M: Trackable>(user: &M, action: Action) -> Error {
     }
 }
 
+/// The column that says whether a row returned by PostgreSQL can be read (see
+/// [`push_readable`]).
+const READABLE: &str = "__trackable_readable";
+
+/// The time columns of an audit row.
+pub(crate) const AUDIT_TIMES: [&str; 3] = ["current_sign_in_at", "last_sign_in_at", "inserted_at"];
+
+/// On PostgreSQL, `, (...) AS __trackable_readable`: whether every time column of the row
+/// is one that chrono holds. PostgreSQL stores `infinity`, `-infinity` and years up to
+/// 294276, which the driver cannot decode (it panics), so [`decode`] checks this column
+/// first and answers [`Error::InvalidData`] instead.
+pub(crate) fn push_readable(sql: &mut Sql, columns: &[&str]) {
+    if sql.backend() != sea_orm::DbBackend::Postgres {
+        return;
+    }
+    sql.push(", (");
+    for (i, column) in columns.iter().enumerate() {
+        if i > 0 {
+            sql.push(" AND ");
+        }
+        readable_time(sql, None, column);
+    }
+    sql.push(") AS ").ident(READABLE);
+}
+
+/// `(c IS NULL OR (c > '-infinity' AND c < '262000-01-01'))`: a time that chrono holds.
+pub(crate) fn readable_time(sql: &mut Sql, alias: Option<&str>, column: &str) {
+    let c = |sql: &mut Sql| {
+        match alias {
+            Some(alias) => sql.qualified(alias, column),
+            None => sql.ident(column),
+        };
+    };
+    sql.push("(");
+    c(sql);
+    sql.push(" IS NULL OR (");
+    c(sql);
+    sql.push(" > '-infinity' AND ");
+    c(sql);
+    sql.push(" < '262000-01-01 00:00:00+00'))");
+}
+
+/// `row` as an `R`, unless PostgreSQL said that it holds a time that cannot be read.
 pub(crate) fn decode<R: FromQueryResult>(row: &QueryResult) -> Result<R> {
+    if let Ok(Some(false)) = row.try_get::<Option<bool>>("", READABLE) {
+        return Err(Error::InvalidData {
+            model: std::any::type_name::<R>(),
+            what: "a time outside the years -262143 to 262142 (such as infinity)".to_owned(),
+        });
+    }
     R::from_query_result(row, "").map_err(|source| Error::Decode {
         model: std::any::type_name::<R>(),
         source,
     })
-}
-
-/// An audit row and its `id`.
-pub(crate) fn decode_with_id<R: FromQueryResult>(row: &QueryResult) -> Result<(R, i64)> {
-    Ok((decode(row)?, get(row, "id")?))
 }
 
 /// Column `column` of `row`.

@@ -23,6 +23,10 @@ impl Sql {
         }
     }
 
+    pub(crate) fn backend(&self) -> DbBackend {
+        self.backend
+    }
+
     pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
         self.text.push_str(sql);
         self

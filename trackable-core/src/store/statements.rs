@@ -9,8 +9,10 @@
 //!   statement text for every action (see [`audit_insert`]).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DbBackend, IdenStatic, Value};
+use sea_orm::sea_query::ColumnType;
+use sea_orm::{ColumnTrait, DbBackend, IdenStatic, Value};
 
+use super::rows::push_readable;
 use super::sql::Sql;
 use crate::action::Action;
 use crate::event::Event;
@@ -121,15 +123,28 @@ pub(crate) fn fields_update<E: sea_orm::EntityTrait>(
         .ident(c.id.as_str())
         .push(" = ")
         .param(id);
+    if login {
+        // At the column's limit nothing is written, and the caller reports it.
+        let max = match c.sign_in_count.def().get_column_type() {
+            ColumnType::BigInteger | ColumnType::BigUnsigned => I64_MAX,
+            _ => "2147483647",
+        };
+        sql.push(" AND COALESCE(")
+            .ident(count)
+            .push(", 0) < ")
+            .push(max);
+    }
     if returning {
         sql.push(" RETURNING *");
+        push_readable(&mut sql, &[cur_at, last_at]);
     }
     sql.build()
 }
 
 /// The audit table's columns, in insertion order.
-pub(crate) const AUDIT_COLUMNS: [&str; 10] = [
+pub(crate) const AUDIT_COLUMNS: [&str; 11] = [
     "user_id",
+    "seq",
     "action",
     "sign_in_count",
     "current_sign_in_at",
@@ -225,7 +240,9 @@ pub(crate) fn audit_insert(
         .idents(AUDIT_COLUMNS)
         .push(") SELECT ")
         .qualified("u", user_pk)
-        .push(", ");
+        .push(", COALESCE(")
+        .qualified("p", "seq")
+        .push(", 0) + 1, ");
     args.put(sql, Arg::Action);
     // sign_in_count
     sql.push(", COALESCE(")
@@ -277,10 +294,25 @@ pub(crate) fn audit_insert(
     sql.push(" WHERE ").ident("user_id").push(" = ");
     args.put(sql, Arg::UserId);
     sql.push(" ORDER BY ")
-        .ident("id")
+        .ident("seq")
         .push(" DESC LIMIT 1) ")
         .ident("p")
         .push(" ON 1 = 1");
     sql.push(" WHERE ").qualified("u", user_pk).push(" = ");
     args.put(sql, Arg::UserId);
+    // At the integer limit nothing is written (the caller reports it), rather than an
+    // overflow error or, on SQLite, a value that no longer fits.
+    sql.push(" AND COALESCE(")
+        .qualified("p", "seq")
+        .push(", 0) < ")
+        .push(I64_MAX)
+        .push(" AND (");
+    args.put(sql, Arg::Action);
+    sql.push(" <> 'login' OR COALESCE(")
+        .qualified("p", "sign_in_count")
+        .push(", 0) < ")
+        .push(I64_MAX)
+        .push(")");
 }
+
+const I64_MAX: &str = "9223372036854775807";

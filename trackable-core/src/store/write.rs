@@ -7,19 +7,30 @@
 //! inserts in a READ COMMITTED transaction. Either way, the events of one user are appended
 //! one at a time and each one reads the row appended before it.
 
-use sea_orm::{ConnectionTrait, DbBackend, IdenStatic};
+use std::future::Future;
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, DbBackend, IdenStatic, QueryResult, Statement};
 
 use super::connection::{Connection, atomically};
-use super::postgres::{
-    forget_append_function, has_append_function, is_undefined_function, pg_append_function_name,
-};
-use super::rows::{decode, decode_with_id, not_found};
+use super::postgres::pg_append_function_name;
+use super::rows::{AUDIT_TIMES, decode, get, not_found, push_readable};
 use super::sql::Sql;
-use super::statements::{Arg, Args, audit_insert, fields_update, lock_user, select_user};
+use super::statements::{
+    AUDIT_COLUMNS, Arg, Args, audit_insert, fields_update, lock_user, select_user,
+};
 use crate::action::Action;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, is_conflict, is_undefined_function};
 use crate::event::Event;
+use crate::state::SignInState;
 use crate::trackable::{EntityOf, FieldColumns, Mode, TableSpec, Trackable, Tracking, table_of};
+
+/// Where an appended audit row is: its `id` and the user's event number `seq`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Appended {
+    pub(crate) id: i64,
+    pub(crate) seq: i64,
+}
 
 /// Whether `action` writes anything for models of type `M`: in fields mode, only logins and
 /// logouts do.
@@ -31,20 +42,104 @@ pub(crate) fn writes<M: Trackable>(action: Action) -> bool {
 }
 
 /// Records `event` for `user` and returns the row written: the user row (fields mode) or the
-/// audit row (table mode), with the audit row's `id` in table mode.
-pub(crate) async fn write<C, M>(db: &C, user: &M, event: &Event) -> Result<(M::Record, Option<i64>)>
+/// audit row (table mode), with where the audit row is in table mode.
+pub(crate) async fn write<C, M>(
+    db: &C,
+    user: &M,
+    event: &Event,
+) -> Result<(M::Record, Option<Appended>)>
 where
     C: Connection,
     M: Trackable,
 {
-    match M::__tracking() {
-        Tracking::Fields(columns) => fields::<C, M>(db, user, &columns, event)
-            .await
-            .map(|record| (record, None)),
-        Tracking::Table(spec) => table::<C, M>(db, user, &spec, event)
-            .await
-            .map(|(record, id)| (record, Some(id))),
+    let row = match M::__tracking() {
+        Tracking::Fields(columns) => {
+            retrying(db, |attempt| {
+                fields::<C, M>(db, user, &columns, event, attempt)
+            })
+            .await?
+        }
+        Tracking::Table(spec) => {
+            retrying(db, |attempt| table::<C, M>(db, user, &spec, event, attempt)).await?
+        }
+    };
+    let Some(row) = row else {
+        return Err(nothing_written(db, user, event.action).await);
+    };
+    let record = decode(&row)?;
+    let appended = match M::MODE {
+        Mode::Fields => None,
+        Mode::Table { .. } => Some(Appended {
+            id: get(&row, "id")?,
+            seq: get(&row, "seq")?,
+        }),
+    };
+    Ok((record, appended))
+}
+
+/// How many times an event whose statement or transaction this crate owns is attempted.
+const ATTEMPTS: u32 = 12;
+
+/// Runs `attempt(0)`, `attempt(1)`, ... until one does not meet a conflict (a concurrent
+/// event of the same user, a deadlock, a serialization failure), waiting a little longer,
+/// with jitter, before each new attempt. Inside the caller's transaction, which the database
+/// has aborted, a conflict is returned as [`Error::Conflict`] at once.
+async fn retrying<C, T, F, Fut>(db: &C, mut attempt: F) -> Result<T>
+where
+    C: Connection,
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut n = 0;
+    loop {
+        match attempt(n).await {
+            Err(Error::Db(source)) if is_conflict(&source) => {
+                n += 1;
+                if db.__in_transaction() || n >= ATTEMPTS {
+                    return Err(Error::Conflict { source });
+                }
+                tokio::time::sleep(backoff(n)).await;
+            }
+            outcome => return outcome,
+        }
     }
+}
+
+/// Up to 1 ms times the attempt, uniformly: enough for the transaction in the way to commit.
+fn backoff(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, RandomState};
+    let random = RandomState::new().hash_one(std::time::Instant::now());
+    Duration::from_micros(random % (1_000 * u64::from(attempt)))
+}
+
+/// The error of an event that wrote nothing: the user does not exist, or their count is at
+/// the largest value its column holds (the statements write nothing then).
+async fn nothing_written<C, M>(db: &C, user: &M, action: Action) -> Error
+where
+    C: Connection,
+    M: Trackable,
+{
+    match ensure_exists(db, user, action).await {
+        Ok(()) => {
+            let (_, table) = table_of::<EntityOf<M>>();
+            Error::CountOverflow {
+                table: table.to_owned(),
+                user_id: super::rows::value_text(&user.__user_id()),
+                action,
+            }
+        }
+        Err(error) => error,
+    }
+}
+
+/// The first row of a writing statement. The statement is stepped to completion (through
+/// `query_all`), which on SQLite is what lets the WAL be checkpointed: a statement left
+/// after its first row holds the checkpoint back forever.
+async fn first_row<C: ConnectionTrait>(
+    db: &C,
+    statement: Statement,
+) -> Result<Option<QueryResult>> {
+    Ok(db.query_all_raw(statement).await?.into_iter().next())
 }
 
 /// `Err(UserNotFound)` unless `user`'s row exists: for the events that write nothing.
@@ -65,7 +160,8 @@ async fn fields<C, M>(
     user: &M,
     columns: &FieldColumns<EntityOf<M>>,
     event: &Event,
-) -> Result<M::Record>
+    attempt: u32,
+) -> Result<Option<QueryResult>>
 where
     C: Connection,
     M: Trackable,
@@ -83,30 +179,32 @@ where
         id.clone(),
         returning,
     );
-
-    let row = if returning {
-        db.query_one_raw(update).await?
-    } else {
-        atomically!(db, default_isolation, |conn| {
-            async {
-                conn.execute_raw(update).await?;
-                let mut select = Sql::new(backend);
-                select
-                    .push("SELECT * FROM ")
-                    .table(schema.as_deref(), table)
-                    .push(" WHERE ")
-                    .ident(columns.id.as_str())
-                    .push(" = ")
-                    .param(id);
-                Ok::<_, Error>(conn.query_one_raw(select.build()).await?)
-            }
-            .await
-        })?
-    };
-    match row {
-        Some(row) => decode(&row),
-        None => Err(not_found(user, event.action)),
+    if returning {
+        if attempt > 0 && backend == DbBackend::Postgres {
+            // After a conflict on a database whose default isolation is stricter: at READ
+            // COMMITTED the UPDATE waits for the row and reads what the other event wrote.
+            return atomically!(db, |conn| first_row(conn, update).await);
+        }
+        return first_row(db, update).await;
     }
+    atomically!(db, default_isolation, |conn| {
+        async {
+            let done = conn.execute_raw(update).await?;
+            if event.action == Action::Login && done.rows_affected() == 0 {
+                return Ok(None);
+            }
+            let mut select = Sql::new(backend);
+            select
+                .push("SELECT * FROM ")
+                .table(schema.as_deref(), table)
+                .push(" WHERE ")
+                .ident(columns.id.as_str())
+                .push(" = ")
+                .param(id);
+            Ok::<_, Error>(conn.query_one_raw(select.build()).await?)
+        }
+        .await
+    })
 }
 
 async fn table<C, M>(
@@ -114,7 +212,8 @@ async fn table<C, M>(
     user: &M,
     spec: &TableSpec<EntityOf<M>>,
     event: &Event,
-) -> Result<(M::Record, i64)>
+    attempt: u32,
+) -> Result<Option<QueryResult>>
 where
     C: Connection,
     M: Trackable,
@@ -128,12 +227,12 @@ where
         user_id: &id,
     };
 
-    if backend == DbBackend::Postgres
-        && has_append_function(db, schema.as_deref(), spec.table).await?
-    {
+    if backend == DbBackend::Postgres && attempt == 0 && !db.__in_transaction() {
         // One statement: the function created by the table-mode migration.
         let mut call = Sql::new(backend);
-        call.push("SELECT * FROM ")
+        call.push("SELECT *");
+        push_readable(&mut call, &AUDIT_TIMES);
+        call.push(" FROM ")
             .table(schema.as_deref(), &pg_append_function_name(spec.table))
             .push("(");
         for (i, arg) in [Arg::UserId, Arg::Action, Arg::Now, Arg::Ip, Arg::UserAgent]
@@ -146,18 +245,10 @@ where
             args.put(&mut call, arg);
         }
         call.push(")");
-        match db.query_one_raw(call.build()).await {
-            Ok(Some(row)) => return decode_with_id(&row),
-            Ok(None) => return Err(not_found(user, event.action)),
-            // Dropped since we looked: remember, and append without it where we still can
-            // (in the caller's transaction the error has already aborted it).
-            Err(error) if is_undefined_function(&error) => {
-                forget_append_function(spec.table);
-                if db.__in_transaction() {
-                    return Err(error.into());
-                }
-            }
-            Err(error) => return Err(error.into()),
+        match first_row(db, call.build()).await {
+            // Missing (an audit table created without the migration): append below.
+            Err(Error::Db(error)) if is_undefined_function(&error) => {}
+            outcome => return outcome,
         }
     }
 
@@ -172,18 +263,16 @@ where
     );
     if returning {
         insert.push(" RETURNING *");
+        push_readable(&mut insert, &AUDIT_TIMES);
     }
     let insert = insert.build();
 
     if backend == DbBackend::Sqlite && returning {
         // One statement: it takes SQLite's write lock before it reads the latest row.
-        return match db.query_one_raw(insert).await? {
-            Some(row) => decode_with_id(&row),
-            None => Err(not_found(user, event.action)),
-        };
+        return first_row(db, insert).await;
     }
 
-    let row = atomically!(db, |conn| {
+    atomically!(db, |conn| {
         async {
             if let Some(lock) = lock_user(backend, user)
                 && conn.query_one_raw(lock).await?.is_none()
@@ -191,12 +280,76 @@ where
                 return Ok(None);
             }
             if returning {
-                return Ok::<_, Error>(conn.query_one_raw(insert).await?);
+                return first_row(conn, insert).await;
             }
-            let done = conn.execute_raw(insert).await?;
-            if done.rows_affected() == 0 {
+            let _ = insert;
+            // MySQL, under the user-row lock: read the latest row, compute the next one, and
+            // insert it with VALUES. An `INSERT ... SELECT`, or a locking read of the latest
+            // row, takes gap locks in REPEATABLE READ that deadlock the events of users whose
+            // rows are neighbours in the index. A plain read sees every event committed
+            // before the lock, unless the caller's transaction read (and so fixed its
+            // snapshot) before it: then the next number is taken, the unique key refuses the
+            // row, and the caller gets a retryable `Error::Conflict`, never a duplicate.
+            let mut latest = Sql::new(backend);
+            latest
+                .push("SELECT * FROM ")
+                .table(schema.as_deref(), spec.table)
+                .push(" WHERE ")
+                .ident("user_id")
+                .push(" = ")
+                .param(id.clone())
+                .push(" ORDER BY ")
+                .ident("seq")
+                .push(" DESC LIMIT 1");
+            let previous = match conn.query_one_raw(latest.build()).await? {
+                Some(row) => Some((
+                    get::<i64>(&row, "seq")?,
+                    SignInState {
+                        sign_in_count: get(&row, "sign_in_count")?,
+                        current_sign_in_at: get(&row, "current_sign_in_at")?,
+                        current_sign_in_ip: get(&row, "current_sign_in_ip")?,
+                        last_sign_in_at: get(&row, "last_sign_in_at")?,
+                        last_sign_in_ip: get(&row, "last_sign_in_ip")?,
+                    },
+                )),
+                None => None,
+            };
+            let (seq, state) = previous.unwrap_or_default();
+            if seq == i64::MAX || (event.action == Action::Login && state.sign_in_count == i64::MAX)
+            {
                 return Ok(None);
             }
+            let next = state.apply(event.action, event.now, event.ip.as_deref());
+            let mut values = Sql::new(backend);
+            values
+                .push("INSERT INTO ")
+                .table(schema.as_deref(), spec.table)
+                .push(" (")
+                .idents(AUDIT_COLUMNS)
+                .push(") VALUES (")
+                .param(id.clone())
+                .push(", ")
+                .param(seq + 1)
+                .push(", ")
+                .param(event.action.as_str())
+                .push(", ")
+                .param(next.sign_in_count)
+                .push(", ")
+                .param(next.current_sign_in_at)
+                .push(", ")
+                .param(next.current_sign_in_ip)
+                .push(", ")
+                .param(next.last_sign_in_at)
+                .push(", ")
+                .param(next.last_sign_in_ip)
+                .push(", ")
+                .param(event.ip.clone())
+                .push(", ")
+                .param(event.user_agent.clone())
+                .push(", ")
+                .param(event.now)
+                .push(")");
+            let done = conn.execute_raw(values.build()).await?;
             let mut select = Sql::new(backend);
             select
                 .push("SELECT * FROM ")
@@ -205,12 +358,8 @@ where
                 .ident("id")
                 .push(" = ")
                 .param(done.last_insert_id() as i64);
-            Ok(conn.query_one_raw(select.build()).await?)
+            Ok::<_, Error>(conn.query_one_raw(select.build()).await?)
         }
         .await
-    })?;
-    match row {
-        Some(row) => decode_with_id(&row),
-        None => Err(not_found(user, event.action)),
-    }
+    })
 }

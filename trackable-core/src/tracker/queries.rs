@@ -10,7 +10,7 @@ use crate::client::ClientInfo;
 use crate::error::{Error, Result};
 use crate::event::log_event;
 use crate::store::connection::Connection;
-use crate::store::rows::{decode, decode_with_id};
+use crate::store::rows::{decode, get};
 use crate::trail::queries::{HistoryPage, MAX_PAGE_SIZE, count_user_failures, ip_failures};
 use crate::trail::tables::{AuditTables, AuditTrail};
 
@@ -21,10 +21,11 @@ use crate::trail::tables::{AuditTables, AuditTrail};
 /// Times are the stored UTC microseconds; take `since` from [`Tracker::now`].
 impl Tracker {
     /// One page of `user`'s events, newest first: the `limit` events (at most
-    /// [`MAX_PAGE_SIZE`], at least 1) before the row with id `before`, or the newest ones when
-    /// `before` is `None`.
+    /// [`MAX_PAGE_SIZE`], at least 1) before the user's event number `before` (`seq`), or the
+    /// newest ones when `before` is `None`.
     ///
-    /// The order is `id DESC`, the total order of a user's events. Pass the returned
+    /// The order is `seq DESC`, the user's event numbers: the total order of their events,
+    /// whatever the clocks of the app servers that recorded them. Pass the returned
     /// [`next`](HistoryPage::next) as `before` to get the following page: unlike an offset,
     /// the cursor does not skip or repeat rows while new events arrive.
     pub async fn history<C, M>(
@@ -50,9 +51,9 @@ impl Tracker {
         let mut events = Vec::with_capacity(rows.len());
         let mut next = None;
         for row in rows.iter().take(limit as usize) {
-            let (event, id) = decode_with_id(row)?;
+            let (event, seq) = (decode(row)?, get::<i64>(row, "seq")?);
             events.push(event);
-            next = Some(id);
+            next = Some(seq);
         }
         Ok(HistoryPage {
             events,
@@ -60,8 +61,8 @@ impl Tracker {
         })
     }
 
-    /// `user`'s latest login: the `login` row with the latest `inserted_at` (the highest
-    /// `id` among logins of the same microsecond), or `None` if they never signed in (or
+    /// `user`'s latest login: the `login` row with the highest event number (`seq`), whatever
+    /// the clocks of the app servers that recorded the logins, or `None` if they never signed in (or
     /// retention purged every login but the latest event).
     pub async fn last_login<C, M>(&self, db: &C, user: &M) -> Result<Option<M::Record>>
     where

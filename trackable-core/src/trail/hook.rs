@@ -9,6 +9,7 @@ use crate::event::Event;
 use crate::state::HasSignInState;
 use crate::store::connection::Connection;
 use crate::store::rows::value_text;
+use crate::store::write::Appended;
 use crate::trackable::{EntityOf, Mode, Trackable, table_of};
 
 /// A login from an IP address that the user never signed in from before, as passed to a
@@ -31,6 +32,8 @@ pub struct NewIp {
     pub at: DateTime<Utc>,
     /// The `id` of the login's audit row.
     pub event_id: i64,
+    /// The login's event number among the user's events (`seq`).
+    pub seq: i64,
     /// Whether this is the user's first login ever (`sign_in_count` is 1), when every IP is
     /// new. Applications that mail "a new sign-in to your account" usually skip it.
     pub first_login: bool,
@@ -46,7 +49,7 @@ pub struct NewIp {
 /// - Table mode only: fields mode keeps no history of IPs, so the hook is never called.
 /// - Not called when no IP is stored (unresolved client, or [`IpPolicy::None`](crate::IpPolicy::None)).
 /// - Concurrent logins of one user from the same new IP call it once: the login whose audit
-///   row comes first (lowest `id`) is the new one, and a user's rows are appended one at a
+///   row comes first (lowest `seq`) is the new one, and a user's rows are appended one at a
 ///   time (the user row is locked on PostgreSQL and MySQL; SQLite has one writer), so every
 ///   later login sees it.
 /// - Inside the caller's transaction it is called before that transaction commits; if it
@@ -78,7 +81,7 @@ where
     }
 }
 
-/// Calls `hook` if the login just recorded as audit row `audit_id` is the user's first from
+/// Calls `hook` if the login just recorded as `appended` is the user's first from
 /// its IP.
 pub(crate) async fn after_login<C, M>(
     hook: &dyn NewIpHook,
@@ -86,7 +89,7 @@ pub(crate) async fn after_login<C, M>(
     user: &M,
     record: &M::Record,
     event: &Event,
-    audit_id: i64,
+    appended: Appended,
 ) where
     C: Connection,
     M: Trackable,
@@ -97,14 +100,15 @@ pub(crate) async fn after_login<C, M>(
     // The audit table lives in the user table's schema.
     let (schema, _) = table_of::<EntityOf<M>>();
     let tables = AuditTables::new(schema, table);
-    match seen_before(db, &tables, user.__user_id(), ip, audit_id).await {
+    match seen_before(db, &tables, user.__user_id(), ip, appended.seq).await {
         Ok(true) => {}
         Ok(false) => hook.on_new_ip(&NewIp {
             user_id: user.__user_id(),
             ip: ip.to_owned(),
             user_agent: event.user_agent.clone(),
             at: event.now,
-            event_id: audit_id,
+            event_id: appended.id,
+            seq: appended.seq,
             first_login: record.sign_in_state().sign_in_count == 1,
         }),
         Err(error) => {
@@ -114,14 +118,14 @@ pub(crate) async fn after_login<C, M>(
     }
 }
 
-/// Whether the user has a login row from `ip` before row `before_id`.
+/// Whether the user has a login row from `ip` before their event `before_seq`.
 async fn seen_before<C: Connection>(
     db: &C,
     tables: &AuditTables,
     user_id: Value,
     ip: &str,
-    before_id: i64,
+    before_seq: i64,
 ) -> Result<bool> {
-    let statement = tables.login_from_ip(db.get_database_backend(), user_id, ip, Some(before_id));
+    let statement = tables.login_from_ip(db.get_database_backend(), user_id, ip, Some(before_seq));
     Ok(db.query_one_raw(statement).await?.is_some())
 }

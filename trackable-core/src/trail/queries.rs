@@ -12,7 +12,7 @@ use crate::store::rows::get;
 /// One page of a user's audit history, newest first. See [`Tracker::history`](crate::Tracker::history).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryPage<R> {
-    /// The events, newest (highest `id`) first.
+    /// The events, newest (highest `seq`) first.
     pub events: Vec<R>,
     /// The cursor of the next (older) page: pass it as `before`. `None` on the last page.
     pub next: Option<i64>,
@@ -45,7 +45,7 @@ pub(crate) async fn count_user_failures<C, M>(
     tables: &AuditTables,
     user: &M,
     since: DateTime<Utc>,
-    after: Option<DateTime<Utc>>,
+    after_seq: Option<i64>,
 ) -> Result<u64>
 where
     C: Connection,
@@ -55,7 +55,7 @@ where
         db.get_database_backend(),
         user.__user_id(),
         since,
-        after,
+        after_seq,
         None,
     );
     match db.query_one_raw(statement).await? {

@@ -71,10 +71,10 @@ pub async fn purge_audit_trail<M: AuditTrail>(
         cursor = last_cursor(&rows)?.or(cursor);
         let mut ids = Vec::with_capacity(rows.len());
         for row in &rows {
-            let id: i64 = get(row, "id")?;
+            let seq: i64 = get(row, "seq")?;
             // `latest` is None if the user's rows went meanwhile (the user was deleted).
-            if get::<Option<i64>>(row, "latest")?.is_some_and(|latest| id < latest) {
-                ids.push(id);
+            if get::<Option<i64>>(row, "latest")?.is_some_and(|latest| seq < latest) {
+                ids.push(get::<i64>(row, "id")?);
             }
         }
         deleted += delete_ids(db, tables.schema.as_deref(), tables.table, &ids).await?;
@@ -162,8 +162,9 @@ pub async fn anonymize_audit_ips<M: AuditTrail>(
 }
 
 /// The next batch of audit rows older than `before`, after `cursor`, in `(inserted_at, id)`
-/// order: for a purge with the id of the user's latest row (`latest`), otherwise with the
-/// IP columns. Index `(inserted_at, id)`; `latest` is one seek in `(user_id, id)`.
+/// order: for a purge with the event number of the row (`seq`) and of the user's latest row
+/// (`latest`), otherwise with the IP columns. Index `(inserted_at, id)`; `latest` is one seek
+/// in `(user_id, seq)`.
 pub(crate) fn audit_batch(
     backend: DbBackend,
     tables: &AuditTables,
@@ -173,25 +174,23 @@ pub(crate) fn audit_batch(
     limit: u32,
 ) -> Statement {
     let mut sql = Sql::new(backend);
-    sql.push("SELECT ")
-        .qualified("a", "id")
-        .push(", ")
-        .qualified("a", "inserted_at");
+    sql.push("SELECT ").qualified("a", "id").push(", ");
+    cursor_time(&mut sql);
     if purge {
-        sql.push(", (SELECT ")
-            .qualified("b", "id")
-            .push(" FROM ")
+        sql.push(", ")
+            .qualified("a", "seq")
+            .push(", (SELECT MAX(")
+            .qualified("b", "seq")
+            .push(") FROM ")
             .table(tables.schema.as_deref(), tables.table)
             .push(" ")
             .ident("b");
-        force_index(&mut sql, backend, tables.table, "user_id_id");
+        force_index(&mut sql, backend, tables.table, "user_id_seq");
         sql.push(" WHERE ")
             .qualified("b", "user_id")
             .push(" = ")
             .qualified("a", "user_id")
-            .push(" ORDER BY ")
-            .qualified("b", "id")
-            .push(" DESC LIMIT 1) AS ")
+            .push(") AS ")
             .ident("latest");
     } else {
         for column in IP_COLUMNS {
@@ -217,11 +216,9 @@ pub(crate) fn unknown_batch(
     limit: u32,
 ) -> Statement {
     let mut sql = Sql::new(backend);
-    sql.push("SELECT ")
-        .qualified("a", "id")
-        .push(", ")
-        .qualified("a", "inserted_at")
-        .push(", ")
+    sql.push("SELECT ").qualified("a", "id").push(", ");
+    cursor_time(&mut sql);
+    sql.push(", ")
         .qualified("a", "remote_ip")
         .push(" FROM ")
         .table(tables.schema.as_deref(), &tables.unknown)
@@ -230,6 +227,21 @@ pub(crate) fn unknown_batch(
     force_index(&mut sql, backend, &tables.unknown, "inserted_at_id");
     batch_tail(&mut sql, before, cursor, limit);
     sql.build()
+}
+
+/// `a.inserted_at`, where a batch resumes. On PostgreSQL, clamped into the years that can be
+/// read, so that rows written by someone else at `infinity` or `-infinity` are purged like
+/// any other (past the first batch, rows at `-infinity` wait for the next purge, as the
+/// cursor cannot name a time before the earliest one it can read).
+fn cursor_time(sql: &mut Sql) {
+    if sql.backend() == DbBackend::Postgres {
+        sql.push("LEAST(GREATEST(")
+            .qualified("a", "inserted_at")
+            .push(", '4713-11-24 00:00:00+00 BC'), '262000-01-01 00:00:00+00') AS ")
+            .ident("inserted_at");
+    } else {
+        sql.qualified("a", "inserted_at");
+    }
 }
 
 /// Pins the batch queries to their index on MySQL / MariaDB, whose optimizer otherwise

@@ -6,6 +6,7 @@ use sea_orm::{DbBackend, EntityTrait, Statement, Value};
 use crate::action::Action;
 use crate::event::Event;
 use crate::store::migration::unknown_table;
+use crate::store::rows::{AUDIT_TIMES, push_readable, readable_time};
 use crate::store::sql::Sql;
 use crate::trackable::{Trackable, table_of};
 
@@ -86,22 +87,22 @@ impl AuditTables {
         sql
     }
 
-    /// A login row of the user from stored IP `ip` (before row `before_id`, if given). Index
-    /// `(user_id, action, remote_ip)`.
+    /// A login row of the user from stored IP `ip` (before the user's event `before_seq`, if
+    /// given). Index `(user_id, action, remote_ip)`.
     pub(crate) fn login_from_ip(
         &self,
         backend: DbBackend,
         user_id: Value,
         ip: &str,
-        before_id: Option<i64>,
+        before_seq: Option<i64>,
     ) -> Statement {
         let mut sql = self.user_action(backend, "1 AS found", user_id, Action::Login);
         sql.push(" AND ").ident("remote_ip").push(" = ").param(ip);
-        if let Some(id) = before_id {
-            sql.push(" AND ").ident("id").push(" < ").param(id);
+        if let Some(seq) = before_seq {
+            sql.push(" AND ").ident("seq").push(" < ").param(seq);
         }
         sql.push(" LIMIT 1");
-        if backend == DbBackend::MySql && before_id.is_some() {
+        if backend == DbBackend::MySql && before_seq.is_some() {
             // A locking read sees the latest committed rows even inside a caller's REPEATABLE
             // READ transaction whose snapshot is older than the user-row lock.
             sql.push(" LOCK IN SHARE MODE");
@@ -109,7 +110,7 @@ impl AuditTables {
         sql.build()
     }
 
-    /// A user's events, newest first, before row `before`. Index `(user_id, id)`.
+    /// A user's events, newest first, before their event `before`. Index `(user_id, seq)`.
     pub(crate) fn history(
         &self,
         backend: DbBackend,
@@ -118,64 +119,59 @@ impl AuditTables {
         limit: u64,
     ) -> Statement {
         let mut sql = Sql::new(backend);
-        sql.push("SELECT * FROM ")
+        sql.push("SELECT *");
+        push_readable(&mut sql, &AUDIT_TIMES);
+        sql.push(" FROM ")
             .table(self.schema.as_deref(), self.table)
             .push(" WHERE ")
             .ident("user_id")
             .push(" = ")
             .param(user_id);
         if let Some(before) = before {
-            sql.push(" AND ").ident("id").push(" < ").param(before);
+            sql.push(" AND ").ident("seq").push(" < ").param(before);
         }
         sql.push(" ORDER BY ")
-            .ident("id")
+            .ident("seq")
             .push(" DESC LIMIT ")
             .param(limit_value(limit));
         sql.build()
     }
 
-    /// A user's latest login. Index `(user_id, action, inserted_at)`.
+    /// A user's latest login. Index `(user_id, action, seq)`.
     pub(crate) fn last_login(&self, backend: DbBackend, user_id: Value) -> Statement {
-        let mut sql = self.user_action(backend, "*", user_id, Action::Login);
-        sql.push(" ORDER BY ")
-            .ident("inserted_at")
-            .push(" DESC, ")
-            .ident("id")
-            .push(" DESC LIMIT 1");
+        let mut sql = self.user_action(backend, &all_columns(backend), user_id, Action::Login);
+        sql.push(" ORDER BY ").ident("seq").push(" DESC LIMIT 1");
         sql.build()
     }
 
-    /// A user's failed logins at or after `since` (and strictly after `after`), counted, or
-    /// the newest `limit` of them. Index `(user_id, action, inserted_at)`.
+    /// A user's failed logins at or after `since` (and after their event `after_seq`),
+    /// counted, or the newest `limit` of them. Index `(user_id, action, inserted_at)`.
     pub(crate) fn user_failures(
         &self,
         backend: DbBackend,
         user_id: Value,
         since: DateTime<Utc>,
-        after: Option<DateTime<Utc>>,
+        after_seq: Option<i64>,
         limit: Option<u64>,
     ) -> Statement {
         let select = if limit.is_none() {
-            "COUNT(*) AS n"
+            "COUNT(*) AS n".to_owned()
         } else {
-            "*"
+            all_columns(backend)
         };
-        let mut sql = self.user_action(backend, select, user_id, Action::FailedLogin);
+        let mut sql = self.user_action(backend, &select, user_id, Action::FailedLogin);
         sql.push(" AND ")
             .ident("inserted_at")
             .push(" >= ")
             .param(since);
-        if let Some(after) = after {
-            sql.push(" AND ")
-                .ident("inserted_at")
-                .push(" > ")
-                .param(after);
+        if let Some(after) = after_seq {
+            sql.push(" AND ").ident("seq").push(" > ").param(after);
         }
         if let Some(limit) = limit {
             sql.push(" ORDER BY ")
                 .ident("inserted_at")
                 .push(" DESC, ")
-                .ident("id")
+                .ident("seq")
                 .push(" DESC LIMIT ")
                 .param(limit_value(limit));
         }
@@ -213,8 +209,12 @@ impl AuditTables {
             .push(" AND ")
             .ident("inserted_at")
             .push(" >= ")
-            .param(since)
-            .push(" UNION ALL SELECT ")
+            .param(since);
+        if backend == DbBackend::Postgres {
+            sql.push(" AND ");
+            readable_time(&mut sql, None, "inserted_at");
+        }
+        sql.push(" UNION ALL SELECT ")
             .ident("inserted_at")
             .push(" FROM ")
             .table(self.schema.as_deref(), &self.unknown)
@@ -225,31 +225,53 @@ impl AuditTables {
             .push(" AND ")
             .ident("inserted_at")
             .push(" >= ")
-            .param(since)
-            .push(") ")
-            .ident("f");
+            .param(since);
+        if backend == DbBackend::Postgres {
+            // A time that cannot be read is left out rather than made the latest.
+            sql.push(" AND ");
+            readable_time(&mut sql, None, "inserted_at");
+        }
+        sql.push(") ").ident("f");
         sql.build()
     }
 
-    /// The times of a user's latest `lock`, `unlock` and `login`. Index
-    /// `(user_id, action, inserted_at)`, one seek each.
+    /// The event numbers of a user's latest `lock`, `unlock` and `login`, and the time of the
+    /// latest `lock` (on PostgreSQL with `locked_readable`, whether that time can be read).
+    /// Index `(user_id, action, seq)`, one seek each.
     pub(crate) fn lock_state(&self, backend: DbBackend, user_id: Value) -> Statement {
         let mut sql = Sql::new(backend);
         sql.push("SELECT ");
-        for (i, (action, alias)) in [
-            (Action::Lock, "locked_at"),
-            (Action::Unlock, "unlocked_at"),
-            (Action::Login, "login_at"),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        let postgres = backend == DbBackend::Postgres;
+        let columns: &[(&str, Action, &str)] = &[
+            ("MAX(seq)", Action::Lock, "lock_seq"),
+            ("MAX(seq)", Action::Unlock, "unlock_seq"),
+            ("MAX(seq)", Action::Login, "login_seq"),
+            ("inserted_at", Action::Lock, "locked_at"),
+            ("readable", Action::Lock, "locked_readable"),
+        ];
+        for (i, (select, action, alias)) in columns.iter().enumerate() {
+            if *alias == "locked_readable" && !postgres {
+                continue;
+            }
             if i > 0 {
                 sql.push(", ");
             }
-            sql.push("(SELECT MAX(")
-                .ident("inserted_at")
-                .push(") FROM ")
+            sql.push("(SELECT ");
+            match *select {
+                "MAX(seq)" => {
+                    sql.push("MAX(").ident("seq").push(")");
+                }
+                "readable" => readable_time(&mut sql, None, "inserted_at"),
+                _ if postgres => {
+                    sql.push("CASE WHEN ");
+                    readable_time(&mut sql, None, "inserted_at");
+                    sql.push(" THEN ").ident("inserted_at").push(" END");
+                }
+                _ => {
+                    sql.ident("inserted_at");
+                }
+            }
+            sql.push(" FROM ")
                 .table(self.schema.as_deref(), self.table)
                 .push(" WHERE ")
                 .ident("user_id")
@@ -258,9 +280,11 @@ impl AuditTables {
                 .push(" AND ")
                 .ident("action")
                 .push(" = ")
-                .param(action.as_str())
-                .push(") AS ")
-                .ident(alias);
+                .param(action.as_str());
+            if !select.starts_with("MAX") {
+                sql.push(" ORDER BY ").ident("seq").push(" DESC LIMIT 1");
+            }
+            sql.push(") AS ").ident(alias);
         }
         sql.build()
     }
@@ -292,4 +316,12 @@ impl AuditTables {
 
 pub(crate) fn limit_value(limit: u64) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// `*`, and on PostgreSQL whether the row's times can be read (see [`push_readable`]).
+fn all_columns(backend: DbBackend) -> String {
+    let mut sql = Sql::new(backend);
+    sql.push("*");
+    push_readable(&mut sql, &AUDIT_TIMES);
+    sql.build().sql
 }

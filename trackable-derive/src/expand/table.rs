@@ -37,11 +37,16 @@ pub(super) fn expand(input: &Checked<'_>, table: &LitStr, module: &Ident) -> Par
             #[sea_orm(table_name = #table)]
             #schema
             pub struct Model {
-                /// Gives the events of a user their order.
+                /// The row's key.
                 #[sea_orm(primary_key)]
                 pub id: i64,
                 /// The user's primary key.
+                #[sea_orm(unique_key = "user_seq")]
                 pub user_id: super::__TrackableUserId,
+                /// The user's event number: 1, 2, 3, ... for each of their events, unique per
+                /// user. It, not `id` or a time, orders a user's events.
+                #[sea_orm(unique_key = "user_seq")]
+                pub seq: i64,
                 /// The event.
                 pub action: #inner_krate::Action,
                 /// Number of logins so far.
