@@ -130,7 +130,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|row| {
             vec![
-                row.id.to_string(),
+                row.seq.to_string(),
                 row.action.to_string(),
                 row.sign_in_count.to_string(),
                 time(row.current_sign_in_at),
@@ -144,7 +144,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     print_table(
         &[
-            "id",
+            "seq",
             "action",
             "count",
             "current_at",
