@@ -192,6 +192,8 @@ start_server() {
     wait_ready "$pid"
 }
 
+# The test user may also set the server's default isolation (SET GLOBAL), which one test
+# does to run the crate's own transactions under each level.
 setup_database() {
     local u
     local sql="CREATE DATABASE IF NOT EXISTS \`$DB_NAME\`;"
@@ -199,7 +201,8 @@ setup_database() {
         sql+="
 CREATE USER IF NOT EXISTS $u IDENTIFIED BY '$DB_PASS';
 GRANT ALL PRIVILEGES ON \`$DB_NAME\`.* TO $u;
-GRANT ALL PRIVILEGES ON \`${DB_NAME}\\_%\`.* TO $u;"
+GRANT ALL PRIVILEGES ON \`${DB_NAME}\\_%\`.* TO $u;
+GRANT SUPER ON *.* TO $u;"
     done
     logged "$CLIENT" --no-defaults --protocol=socket --socket="$SOCKET" -u "$(admin_user)" \
         --batch -e "$sql" ||

@@ -100,7 +100,14 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// A fresh, empty database on the server at `url` (a new database per call), or `None` when
 /// `var` is unset and servers are not required.
-async fn server(var: &str, backend: DbBackend, connections: u32) -> Result<Option<TestDb>, DbErr> {
+/// `configure`, given the new database's name, is run by the admin connection after the
+/// database is created.
+async fn server(
+    var: &str,
+    backend: DbBackend,
+    connections: u32,
+    configure: Option<&dyn Fn(&str) -> String>,
+) -> Result<Option<TestDb>, DbErr> {
     let url = match std::env::var(var) {
         Ok(url) => url,
         Err(_) if require_servers() => {
@@ -124,6 +131,9 @@ async fn server(var: &str, backend: DbBackend, connections: u32) -> Result<Optio
     admin
         .execute_unprepared(&format!("CREATE DATABASE {name}"))
         .await?;
+    if let Some(configure) = configure {
+        admin.execute_unprepared(&configure(&name)).await?;
+    }
     admin.close().await?;
     // Same server and options, another database: `scheme://who@where/<name>?options`.
     let (path, options) = match url.split_once('?') {
@@ -155,7 +165,13 @@ fn quiet(url: &str, connections: u32) -> ConnectOptions {
 
 /// A fresh PostgreSQL database, if configured.
 pub async fn postgres(connections: u32) -> Result<Option<TestDb>, DbErr> {
-    server("TRACKABLE_POSTGRES_URL", DbBackend::Postgres, connections).await
+    server(
+        "TRACKABLE_POSTGRES_URL",
+        DbBackend::Postgres,
+        connections,
+        None,
+    )
+    .await
 }
 
 /// A fresh PostgreSQL database, if configured, whose sessions begin their transactions at
@@ -164,46 +180,21 @@ pub async fn postgres_with_default_isolation(
     connections: u32,
     level: sea_orm::IsolationLevel,
 ) -> Result<Option<TestDb>, DbErr> {
-    let Some(db) = postgres(1).await? else {
-        return Ok(None);
-    };
-    let name: String = db
-        .db
-        .query_one_raw(sea_orm::Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT current_database() AS name",
-        ))
-        .await?
-        .ok_or_else(|| DbErr::Custom("no database name".into()))?
-        .try_get("", "name")?;
-    db.db
-        .execute_unprepared(&format!(
-            "ALTER DATABASE {name} SET default_transaction_isolation = '{}'",
-            level.to_string().to_lowercase()
-        ))
-        .await?;
-    db.db.close_by_ref().await?;
-    let url = std::env::var("TRACKABLE_POSTGRES_URL").map_err(|e| DbErr::Custom(e.to_string()))?;
-    let (path, options) = match url.split_once('?') {
-        Some((path, options)) => (path, Some(options)),
-        None => (url.as_str(), None),
-    };
-    let (base, _) = path.rsplit_once('/').unwrap_or((path, ""));
-    let url = match options {
-        Some(options) => format!("{base}/{name}?{options}"),
-        None => format!("{base}/{name}"),
-    };
-    let db = Database::connect(quiet(&url, connections)).await?;
-    Ok(Some(TestDb {
-        db,
-        backend: DbBackend::Postgres,
-        _dir: None,
-    }))
+    let level = level.to_string().to_lowercase();
+    let configure =
+        |name: &str| format!("ALTER DATABASE {name} SET default_transaction_isolation = '{level}'");
+    server(
+        "TRACKABLE_POSTGRES_URL",
+        DbBackend::Postgres,
+        connections,
+        Some(&configure),
+    )
+    .await
 }
 
 /// A fresh MySQL / MariaDB database, if configured.
 pub async fn mysql(connections: u32) -> Result<Option<TestDb>, DbErr> {
-    server("TRACKABLE_MYSQL_URL", DbBackend::MySql, connections).await
+    server("TRACKABLE_MYSQL_URL", DbBackend::MySql, connections, None).await
 }
 
 /// One fresh database per available backend: file-backed SQLite in WAL mode always, the

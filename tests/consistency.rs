@@ -2,7 +2,6 @@
 //! database default and in the caller's transaction, SQLite caller transactions and its WAL,
 //! app servers with skewed clocks, and rows written by someone else.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -16,103 +15,20 @@ use trackable::{
     ManualClock, TestDb, all_backends, client, create_members, create_users, events_of, members,
     new_member, new_user, postgres_with_default_isolation, sqlite_file,
 };
-use trackable_core::{Error, LockDecision, Lockout, NewIp, Tracker, begin_write};
+use trackable_core::{Error, LockDecision, Lockout, Tracker, begin_write};
+
+#[path = "support/logins.rs"]
+mod logins;
+use logins::{
+    LOGINS, assert_both_logged_in, assert_counts_and_chain, concurrent_logins_on_the_pool,
+    counting_tracker,
+};
 
 const LEVELS: [IsolationLevel; 3] = [
     IsolationLevel::ReadCommitted,
     IsolationLevel::RepeatableRead,
     IsolationLevel::Serializable,
 ];
-
-const LOGINS: usize = 16;
-
-/// Checks that `member`'s rows are logins 1..=n with event numbers 1..=n, each chaining to
-/// the one before (`last_*` = the previous login's `current_*`).
-async fn assert_counts_and_chain(db: &TestDb, member: &member::Model, n: usize, setting: &str) {
-    let rows = events_of(&db.db, member).await.unwrap();
-    let mut counts: Vec<i64> = rows.iter().map(|row| row.sign_in_count).collect();
-    counts.sort_unstable();
-    assert_eq!(
-        counts,
-        (1..=n as i64).collect::<Vec<_>>(),
-        "{setting}: each count once"
-    );
-    let mut by_seq = rows.clone();
-    by_seq.sort_by_key(|row| row.seq);
-    assert_eq!(
-        by_seq.iter().map(|row| row.seq).collect::<Vec<_>>(),
-        (1..=n as i64).collect::<Vec<_>>(),
-        "{setting}: event numbers 1..n"
-    );
-    for pair in by_seq.windows(2) {
-        assert_eq!(
-            pair[1].sign_in_count,
-            pair[0].sign_in_count + 1,
-            "{setting}"
-        );
-        assert_eq!(
-            (pair[1].last_sign_in_at, &pair[1].last_sign_in_ip),
-            (pair[0].current_sign_in_at, &pair[0].current_sign_in_ip),
-            "{setting}: row {} chains to row {}",
-            pair[1].seq,
-            pair[0].seq
-        );
-    }
-}
-
-/// A tracker whose new-IP hook counts its calls per IP.
-fn counting_tracker() -> (Tracker, Arc<std::sync::Mutex<BTreeMap<String, usize>>>) {
-    let calls = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
-    let seen = calls.clone();
-    let tracker = Tracker::new().on_new_ip(move |sign_in: &NewIp| {
-        *seen.lock().unwrap().entry(sign_in.ip.clone()).or_insert(0) += 1;
-    });
-    (tracker, calls)
-}
-
-/// `LOGINS` concurrent logins of one member and one user on the pool, from two IPs.
-async fn concurrent_logins_on_the_pool(db: &TestDb, setting: &str) {
-    let (tracker, calls) = counting_tracker();
-    let ada = new_member(&db.db, "ada@example.com").await.unwrap();
-    let bob = new_user(&db.db, "bob@example.com").await.unwrap();
-    let tasks: Vec<_> = (0..LOGINS)
-        .map(|i| {
-            let (db, tracker, ada, bob) =
-                (db.db.clone(), tracker.clone(), ada.clone(), bob.clone());
-            tokio::spawn(async move {
-                let ip = format!("192.0.2.{}", i % 2);
-                tracker.login(&db, &ada, &client(&ip)).await?;
-                tracker.login(&db, &bob, &client(&ip)).await?;
-                Ok::<_, Error>(())
-            })
-        })
-        .collect();
-    let mut failed = 0;
-    for task in tasks {
-        if let Err(error) = task.await.unwrap() {
-            eprintln!("{setting}: {error:?}");
-            failed += 1;
-        }
-    }
-    println!(
-        "{setting}: {} of {LOGINS} logins succeeded",
-        LOGINS - failed
-    );
-    assert_eq!(failed, 0, "{setting}: every login succeeds");
-    assert_counts_and_chain(db, &ada, LOGINS, setting).await;
-    let bob = user::Entity::find_by_id(bob.id)
-        .one(&db.db)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(bob.sign_in_count, LOGINS as i32, "{setting}: fields mode");
-    let calls = calls.lock().unwrap().clone();
-    assert_eq!(
-        calls,
-        BTreeMap::from([("192.0.2.0".to_owned(), 1), ("192.0.2.1".to_owned(), 1)]),
-        "{setting}: the hook fires once per new IP"
-    );
-}
 
 #[tokio::test]
 async fn postgres_pool_at_every_default_isolation() {
@@ -190,13 +106,7 @@ async fn logins_in_caller_transactions(
             .unwrap()
             .unwrap_or_else(|error| panic!("{setting}: {error:?}"));
     }
-    assert_counts_and_chain(db, &ada, LOGINS, setting).await;
-    let bob = user::Entity::find_by_id(bob.id)
-        .one(&db.db)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(bob.sign_in_count, LOGINS as i32, "{setting}: fields mode");
+    assert_both_logged_in(db, &ada, &bob, setting).await;
     let calls = calls.lock().unwrap();
     assert!(
         calls.values().all(|n| *n >= 1) && calls.len() == 2,
@@ -675,5 +585,88 @@ async fn the_migration_upgrades_a_table_without_event_numbers() {
             .up(&db.db)
             .await
             .unwrap();
+    }
+}
+
+/// With the database's clock, app servers whose clocks are 10 minutes apart record one time
+/// line, and the lockout's windows use it too. On SQLite the database's clock is the app's.
+#[tokio::test]
+async fn the_database_clock_gives_app_servers_one_time_line() {
+    for db in all_backends(2).await.unwrap() {
+        create_members(&db.db).await.unwrap();
+        create_users(&db.db).await.unwrap();
+        let slow = ManualClock::default();
+        let fast = ManualClock::default();
+        fast.advance(TimeDelta::minutes(10));
+        let (slow_tracker, fast_tracker) = (
+            slow.tracker().with_database_clock(),
+            fast.tracker().with_database_clock(),
+        );
+        let c = client("192.0.2.1");
+        let ada = new_member(&db.db, "ada@example.com").await.unwrap();
+        let bob = new_user(&db.db, "bob@example.com").await.unwrap();
+        let real = chrono::Utc::now();
+
+        let first = fast_tracker.login(&db.db, &ada, &c).await.unwrap();
+        let second = slow_tracker.login(&db.db, &ada, &c).await.unwrap();
+        let bob_row = fast_tracker.login(&db.db, &bob, &c).await.unwrap();
+        let failed = slow_tracker
+            .failed_login(&db.db, &ada, &c)
+            .await
+            .unwrap()
+            .unwrap();
+        if db.backend == DbBackend::Sqlite {
+            assert_eq!(first.inserted_at, fast.now(), "SQLite: the app's clock");
+            continue;
+        }
+        for at in [first.inserted_at, second.inserted_at, failed.inserted_at] {
+            let off = (at - real).num_seconds().abs();
+            assert!(off < 60, "{:?}: {at} is the database's time", db.backend);
+        }
+        assert!(first.inserted_at <= second.inserted_at, "{:?}", db.backend);
+        assert!(second.inserted_at <= failed.inserted_at, "{:?}", db.backend);
+        assert_eq!(second.current_sign_in_at, Some(second.inserted_at));
+        assert_eq!(second.last_sign_in_at, first.current_sign_in_at, "chained");
+        let bob_at = bob_row.current_sign_in_at.unwrap();
+        assert!(
+            (bob_at - real).num_seconds().abs() < 60,
+            "{:?}: fields mode",
+            db.backend
+        );
+
+        // The lockout counts failures in the database's window, from either server.
+        let lockout = Lockout::new(3, TimeDelta::minutes(15), TimeDelta::minutes(15));
+        fast_tracker.failed_login(&db.db, &ada, &c).await.unwrap();
+        slow_tracker.failed_login(&db.db, &ada, &c).await.unwrap();
+        let decision = lockout
+            .check_user(&fast_tracker, &db.db, &ada, &c)
+            .await
+            .unwrap();
+        let LockDecision::Lock { until } = decision else {
+            panic!("{:?}: {decision:?}", db.backend);
+        };
+        assert!((until - real - TimeDelta::minutes(15)).num_seconds().abs() < 60);
+        let decision = lockout
+            .check_user(&slow_tracker, &db.db, &ada, &c)
+            .await
+            .unwrap();
+        assert!(
+            matches!(decision, LockDecision::Locked { .. }),
+            "{decision:?}"
+        );
+
+        // Failed logins of unknown identifiers take the database's time too.
+        slow_tracker
+            .failed_login_unknown::<member::Model>(&db.db, "who@example.com", &c)
+            .await
+            .unwrap();
+        let blocked = lockout
+            .check_ip::<member::Model>(&fast_tracker, &db.db, trackable::ip("192.0.2.1"))
+            .await
+            .unwrap();
+        assert!(
+            matches!(blocked, LockDecision::Locked { .. }),
+            "{blocked:?}"
+        );
     }
 }

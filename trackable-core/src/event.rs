@@ -9,7 +9,11 @@ use crate::action::Action;
 #[derive(Debug)]
 pub(crate) struct Event {
     pub(crate) action: Action,
+    /// The time from the tracker's clock.
     pub(crate) now: DateTime<Utc>,
+    /// Whether the statements take the time from the database's clock instead (PostgreSQL
+    /// and MySQL; on SQLite `now` is the database's clock).
+    pub(crate) database_clock: bool,
     pub(crate) ip: Option<String>,
     pub(crate) user_agent: Option<String>,
 }

@@ -216,7 +216,7 @@ impl Lockout {
         M: AuditTrail,
     {
         let tables = AuditTables::of::<M>();
-        let now = tracker.now();
+        let now = tracker.now_in(db).await?;
         let statement = tables.lock_state(db.get_database_backend(), user.__user_id());
         let state = db.query_one_raw(statement).await?;
         let seq = |column| -> Result<Option<i64>> {
@@ -281,7 +281,7 @@ impl Lockout {
         let Some(ip) = tracker.ip_policy().apply(ip) else {
             return Ok(LockDecision::Allow);
         };
-        let now = tracker.now();
+        let now = tracker.now_in(db).await?;
         let (failures, latest) =
             ip_failures(db, &AuditTables::of::<M>(), &ip, earlier(now, self.window)).await?;
         match latest {

@@ -43,7 +43,7 @@ pub(crate) fn pg_append_function(
         .table(schema, users)
         .push(" WHERE ")
         .ident(user_pk)
-        .push(" = p_user_id FOR NO KEY UPDATE;\n  IF NOT FOUND THEN\n    RETURN;\n  END IF;\n  RETURN QUERY ");
+        .push(" = p_user_id FOR NO KEY UPDATE;\n  IF NOT FOUND THEN\n    RETURN;\n  END IF;\n  -- NULL: the database's clock, read once the lock is held\n  p_now := COALESCE(p_now, clock_timestamp());\n  RETURN QUERY ");
     audit_insert(&mut sql, schema, users, user_pk, table, &Args::Function);
     sql.push(" RETURNING *;\nEND\n").push(TAG);
     dollar_quoted(sql.build())

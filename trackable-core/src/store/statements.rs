@@ -77,11 +77,16 @@ pub(crate) fn fields_update<E: sea_orm::EntityTrait>(
     let login = event.action == Action::Login;
     // last = current if current_at is set; on a login, else last if last_at is set, else
     // (now, ip); on a logout, else last. IPs first: their CASE reads the old times.
-    let pairs: [(&str, &str, Value); 2] = [
-        (last_ip, cur_ip, event.ip.clone().into()),
-        (last_at, cur_at, event.now.into()),
-    ];
-    for (last, current, value) in &pairs {
+    // The value of an IP (false) or a time (true) column.
+    let value = |sql: &mut Sql, time: bool| {
+        if time {
+            push_now(sql, event);
+        } else {
+            sql.param(event.ip.clone());
+        }
+    };
+    let pairs = [(last_ip, cur_ip, false), (last_at, cur_at, true)];
+    for (last, current, time) in pairs {
         sql.ident(last)
             .push(" = CASE WHEN ")
             .ident(cur_at)
@@ -89,7 +94,8 @@ pub(crate) fn fields_update<E: sea_orm::EntityTrait>(
             .ident(current);
         if login {
             sql.push(" WHEN ").ident(last_at).push(" IS NOT NULL THEN ");
-            sql.ident(last).push(" ELSE ").param(value.clone());
+            sql.ident(last).push(" ELSE ");
+            value(&mut sql, time);
         } else {
             sql.push(" ELSE ").ident(last);
         }
@@ -97,11 +103,10 @@ pub(crate) fn fields_update<E: sea_orm::EntityTrait>(
     }
     if login {
         // current = (now, ip), count + 1
-        for (current, value) in [(cur_ip, &pairs[0].2), (cur_at, &pairs[1].2)] {
-            sql.ident(current)
-                .push(" = ")
-                .param(value.clone())
-                .push(", ");
+        for (current, time) in [(cur_ip, false), (cur_at, true)] {
+            sql.ident(current).push(" = ");
+            value(&mut sql, time);
+            sql.push(", ");
         }
         sql.ident(count)
             .push(" = COALESCE(")
@@ -181,7 +186,10 @@ impl Args<'_> {
             Args::Bind { event, user_id } => match arg {
                 Arg::UserId => sql.param((*user_id).clone()),
                 Arg::Action => sql.param(event.action.as_str()),
-                Arg::Now => sql.param(event.now),
+                Arg::Now => {
+                    push_now(sql, event);
+                    sql
+                }
                 Arg::Ip => sql.param(event.ip.clone()),
                 Arg::UserAgent => sql.param(event.user_agent.clone()),
             },
@@ -194,6 +202,16 @@ impl Args<'_> {
             }),
         };
     }
+}
+
+/// The time of `event`: a bound parameter from the tracker's clock or, with the database's
+/// clock, the time of the statement on the database server.
+pub(crate) fn push_now(sql: &mut Sql, event: &Event) {
+    match (event.database_clock, sql.backend()) {
+        (true, DbBackend::Postgres) => sql.push("statement_timestamp()"),
+        (true, DbBackend::MySql) => sql.push("UTC_TIMESTAMP(6)"),
+        _ => sql.param(event.now),
+    };
 }
 
 /// The table-mode `INSERT ... SELECT`: one new row computed from the user's latest row `p`

@@ -142,6 +142,34 @@ async fn first_row<C: ConnectionTrait>(
     Ok(db.query_all_raw(statement).await?.into_iter().next())
 }
 
+/// `SELECT * FROM <table> WHERE <column> = <value>`.
+fn select_where(
+    backend: DbBackend,
+    schema: Option<&str>,
+    table: &str,
+    column: &str,
+    value: impl Into<sea_orm::Value>,
+) -> Sql {
+    let mut select = Sql::new(backend);
+    select
+        .push("SELECT * FROM ")
+        .table(schema, table)
+        .push(" WHERE ")
+        .ident(column)
+        .push(" = ")
+        .param(value);
+    select
+}
+
+/// Locks `user`'s row until the end of `conn`'s transaction, where a lock is needed (see
+/// `lock_user`); `false` when the user does not exist.
+async fn lock<C: ConnectionTrait, M: Trackable>(conn: &C, user: &M) -> Result<bool> {
+    match lock_user(conn.get_database_backend(), user) {
+        Some(lock) => Ok(conn.query_one_raw(lock).await?.is_some()),
+        None => Ok(true),
+    }
+}
+
 /// `Err(UserNotFound)` unless `user`'s row exists: for the events that write nothing.
 pub(crate) async fn ensure_exists<C, M>(db: &C, user: &M, action: Action) -> Result<()>
 where
@@ -193,14 +221,7 @@ where
             if event.action == Action::Login && done.rows_affected() == 0 {
                 return Ok(None);
             }
-            let mut select = Sql::new(backend);
-            select
-                .push("SELECT * FROM ")
-                .table(schema.as_deref(), table)
-                .push(" WHERE ")
-                .ident(columns.id.as_str())
-                .push(" = ")
-                .param(id);
+            let select = select_where(backend, schema.as_deref(), table, columns.id.as_str(), id);
             Ok::<_, Error>(conn.query_one_raw(select.build()).await?)
         }
         .await
@@ -219,9 +240,8 @@ where
     M: Trackable,
 {
     let backend = db.get_database_backend();
-    let (schema, users) = table_of::<EntityOf<M>>();
+    let schema = table_of::<EntityOf<M>>().0;
     let id = user.__user_id();
-    let returning = db.support_returning();
     let args = Args::Bind {
         event,
         user_id: &id,
@@ -242,6 +262,12 @@ where
             if i > 0 {
                 call.push(", ");
             }
+            if let Arg::Now = arg
+                && event.database_clock
+            {
+                call.param(None::<chrono::DateTime<chrono::Utc>>);
+                continue;
+            }
             args.put(&mut call, arg);
         }
         call.push(")");
@@ -252,6 +278,26 @@ where
         }
     }
 
+    if db.support_returning() {
+        return append_returning(db, user, spec, &args).await;
+    }
+    append_read_then_insert(db, user, spec, event).await
+}
+
+/// Appends with one `INSERT ... SELECT ... RETURNING` (SQLite, and PostgreSQL after a conflict
+/// or without the append function), after locking the user's row on PostgreSQL.
+async fn append_returning<C, M>(
+    db: &C,
+    user: &M,
+    spec: &TableSpec<EntityOf<M>>,
+    args: &Args<'_>,
+) -> Result<Option<QueryResult>>
+where
+    C: Connection,
+    M: Trackable,
+{
+    let backend = db.get_database_backend();
+    let (schema, users) = table_of::<EntityOf<M>>();
     let mut insert = Sql::new(backend);
     audit_insert(
         &mut insert,
@@ -259,30 +305,46 @@ where
         users,
         spec.id.as_str(),
         spec.table,
-        &args,
+        args,
     );
-    if returning {
-        insert.push(" RETURNING *");
-        push_readable(&mut insert, &AUDIT_TIMES);
-    }
+    insert.push(" RETURNING *");
+    push_readable(&mut insert, &AUDIT_TIMES);
     let insert = insert.build();
 
-    if backend == DbBackend::Sqlite && returning {
+    if backend == DbBackend::Sqlite {
         // One statement: it takes SQLite's write lock before it reads the latest row.
         return first_row(db, insert).await;
     }
-
     atomically!(db, |conn| {
         async {
-            if let Some(lock) = lock_user(backend, user)
-                && conn.query_one_raw(lock).await?.is_none()
-            {
+            if !lock(conn, user).await? {
                 return Ok(None);
             }
-            if returning {
-                return first_row(conn, insert).await;
+            first_row(conn, insert).await
+        }
+        .await
+    })
+}
+
+/// Appends on MySQL, which has no `RETURNING`.
+async fn append_read_then_insert<C, M>(
+    db: &C,
+    user: &M,
+    spec: &TableSpec<EntityOf<M>>,
+    event: &Event,
+) -> Result<Option<QueryResult>>
+where
+    C: Connection,
+    M: Trackable,
+{
+    let backend = db.get_database_backend();
+    let schema = table_of::<EntityOf<M>>().0;
+    let id = user.__user_id();
+    atomically!(db, |conn| {
+        async {
+            if !lock(conn, user).await? {
+                return Ok(None);
             }
-            let _ = insert;
             // MySQL, under the user-row lock: read the latest row, compute the next one, and
             // insert it with VALUES. An `INSERT ... SELECT`, or a locking read of the latest
             // row, takes gap locks in REPEATABLE READ that deadlock the events of users whose
@@ -290,17 +352,14 @@ where
             // before the lock, unless the caller's transaction read (and so fixed its
             // snapshot) before it: then the next number is taken, the unique key refuses the
             // row, and the caller gets a retryable `Error::Conflict`, never a duplicate.
-            let mut latest = Sql::new(backend);
-            latest
-                .push("SELECT * FROM ")
-                .table(schema.as_deref(), spec.table)
-                .push(" WHERE ")
-                .ident("user_id")
-                .push(" = ")
-                .param(id.clone())
-                .push(" ORDER BY ")
-                .ident("seq")
-                .push(" DESC LIMIT 1");
+            let mut latest = select_where(
+                backend,
+                schema.as_deref(),
+                spec.table,
+                "user_id",
+                id.clone(),
+            );
+            latest.push(" ORDER BY ").ident("seq").push(" DESC LIMIT 1");
             let previous = match conn.query_one_raw(latest.build()).await? {
                 Some(row) => Some((
                     get::<i64>(&row, "seq")?,
@@ -319,7 +378,16 @@ where
             {
                 return Ok(None);
             }
-            let next = state.apply(event.action, event.now, event.ip.as_deref());
+            let now = if event.database_clock {
+                let clock = Statement::from_string(backend, "SELECT UTC_TIMESTAMP(6) AS now");
+                match conn.query_one_raw(clock).await? {
+                    Some(row) => get(&row, "now")?,
+                    None => event.now,
+                }
+            } else {
+                event.now
+            };
+            let next = state.apply(event.action, now, event.ip.as_deref());
             let mut values = Sql::new(backend);
             values
                 .push("INSERT INTO ")
@@ -347,17 +415,11 @@ where
                 .push(", ")
                 .param(event.user_agent.clone())
                 .push(", ")
-                .param(event.now)
+                .param(now)
                 .push(")");
             let done = conn.execute_raw(values.build()).await?;
-            let mut select = Sql::new(backend);
-            select
-                .push("SELECT * FROM ")
-                .table(schema.as_deref(), spec.table)
-                .push(" WHERE ")
-                .ident("id")
-                .push(" = ")
-                .param(done.last_insert_id() as i64);
+            let id = done.last_insert_id() as i64;
+            let select = select_where(backend, schema.as_deref(), spec.table, "id", id);
             Ok::<_, Error>(conn.query_one_raw(select.build()).await?)
         }
         .await

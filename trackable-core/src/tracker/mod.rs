@@ -8,7 +8,7 @@ use crate::client::{ClientInfo, HashKey, IpPolicy, UserAgentPolicy};
 use crate::error::{Error, Result};
 use crate::event::{Event, log_event};
 use crate::store::connection::Connection;
-use crate::store::rows::value_text;
+use crate::store::rows::{get, value_text};
 use crate::store::write as engine;
 use crate::trackable::Trackable;
 use crate::trail::hook::{self, NewIpHook};
@@ -59,6 +59,7 @@ pub struct Tracker {
     user_agent: UserAgentPolicy,
     identifier_key: Option<HashKey>,
     new_ip_hook: Option<Arc<dyn NewIpHook>>,
+    database_clock: bool,
 }
 
 impl fmt::Debug for Tracker {
@@ -72,6 +73,7 @@ impl fmt::Debug for Tracker {
             .field("user_agent", &self.user_agent)
             .field("identifier_key", &self.identifier_key)
             .field("new_ip_hook", &self.new_ip_hook.is_some())
+            .field("database_clock", &self.database_clock)
             .finish()
     }
 }
@@ -84,6 +86,7 @@ impl Default for Tracker {
             user_agent: UserAgentPolicy::default(),
             identifier_key: None,
             new_ip_hook: None,
+            database_clock: false,
         }
     }
 }
@@ -153,10 +156,49 @@ impl Tracker {
         &self.ip_policy
     }
 
+    /// Takes the time of events from the database server's clock, read in the statement that
+    /// records the event (`statement_timestamp()` on PostgreSQL, `UTC_TIMESTAMP(6)` on MySQL),
+    /// instead of this process's clock. The lockout reads its "now" from the same clock
+    /// ([`Tracker::now_in`]).
+    ///
+    /// Which to choose: with one app server either is right. With several app servers on one
+    /// database, the database's clock gives every event one time line, so time windows (the
+    /// failures of the last 15 minutes, the cool-off) mean the same on every server, however
+    /// their clocks drift; the order of a user's events is their event number either way.
+    /// Keep the app's clock when the time must be the moment the request was handled, or for
+    /// tests with a clock of their own ([`Tracker::with_clock`] is then not used for events).
+    /// On SQLite, which runs in the app's process, the database's clock is the app's clock.
+    #[must_use]
+    pub fn with_database_clock(mut self) -> Self {
+        self.database_clock = true;
+        self
+    }
+
     /// The current time from the tracker's clock, in microseconds: the time the next event
-    /// would be recorded at. Use it to compute query windows.
+    /// would be recorded at, unless the tracker reads the database's clock (then see
+    /// [`Tracker::now_in`]). Use it to compute query windows.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now().trunc_subsecs(6)
+    }
+
+    /// The current time of the clock that events are recorded with: the database server's
+    /// (one round trip) under [`Tracker::with_database_clock`] on PostgreSQL and MySQL,
+    /// otherwise [`Tracker::now`].
+    pub async fn now_in<C: Connection>(&self, db: &C) -> Result<DateTime<Utc>> {
+        let backend = db.get_database_backend();
+        let sql = match backend {
+            _ if !self.database_clock => return Ok(self.now()),
+            sea_orm::DbBackend::Postgres => "SELECT clock_timestamp() AS now",
+            sea_orm::DbBackend::MySql => "SELECT UTC_TIMESTAMP(6) AS now",
+            _ => return Ok(self.now()),
+        };
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(backend, sql))
+            .await?;
+        match row {
+            Some(row) => get(&row, "now"),
+            None => Ok(self.now()),
+        }
     }
 
     pub(crate) fn identifier_hash(&self, identifier: &str) -> Option<String> {
@@ -260,6 +302,7 @@ impl Tracker {
             action,
             // Microseconds: what every backend stores, so a value reads back equal.
             now: self.now(),
+            database_clock: self.database_clock,
             ip: client.ip().and_then(|ip| self.ip_policy.apply(ip)),
             user_agent: client.user_agent().and_then(|ua| self.user_agent.apply(ua)),
         }

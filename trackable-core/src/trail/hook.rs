@@ -106,7 +106,10 @@ pub(crate) async fn after_login<C, M>(
             user_id: user.__user_id(),
             ip: ip.to_owned(),
             user_agent: event.user_agent.clone(),
-            at: event.now,
+            at: record
+                .sign_in_state()
+                .current_sign_in_at
+                .unwrap_or(event.now),
             event_id: appended.id,
             seq: appended.seq,
             first_login: record.sign_in_state().sign_in_count == 1,

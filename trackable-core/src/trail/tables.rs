@@ -8,6 +8,7 @@ use crate::event::Event;
 use crate::store::migration::unknown_table;
 use crate::store::rows::{AUDIT_TIMES, push_readable, readable_time};
 use crate::store::sql::Sql;
+use crate::store::statements::push_now;
 use crate::trackable::{Trackable, table_of};
 
 /// A user model tracked in table mode, whose audit trail can be queried.
@@ -307,9 +308,9 @@ impl AuditTables {
             .param(event.ip.clone())
             .push(", ")
             .param(event.user_agent.clone())
-            .push(", ")
-            .param(event.now)
-            .push(")");
+            .push(", ");
+        push_now(&mut sql, event);
+        sql.push(")");
         sql.build()
     }
 }
