@@ -12,23 +12,26 @@
 use std::collections::HashMap;
 use std::error::Error;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier, password_hash};
 use axum::extract::State;
-use axum::http::header::{COOKIE, SET_COOKIE};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{COOKIE, RETRY_AFTER, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, Schema, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    EntityTrait, QueryFilter, QueryOrder, Schema, Set,
 };
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use trackable_core::{Action, ClientConfig, ClientInfo, HashKey, Lockout, Trackable, Tracker};
+use trackable_core::{
+    Action, Attempt, ClientConfig, ClientInfo, HashKey, Lockout, Refusal, Trackable, Tracker,
+};
 use uuid::Uuid;
 
 /// The users of the app. `#[trackable(table = ...)]` generates the audit entity
@@ -78,6 +81,9 @@ struct AppState {
     /// Verified against when the email is unknown, so that such a request takes as long
     /// as a wrong password: response times do not reveal which emails exist either.
     dummy_hash: Arc<str>,
+    /// Argon2 verifications run, and those against a real password hash.
+    verifications: Arc<AtomicUsize>,
+    password_checks: Arc<AtomicUsize>,
 }
 
 impl AppState {
@@ -106,7 +112,29 @@ impl AppState {
             client_config: Arc::new(client_config),
             sessions: Arc::default(),
             dummy_hash,
+            verifications: Arc::default(),
+            password_checks: Arc::default(),
         })
+    }
+
+    /// Verifies `password` against `hash`, or against the dummy hash (and answers `false`)
+    /// when there is no hash to check: every sign-in runs exactly one verification.
+    async fn verify_password(
+        &self,
+        password: String,
+        hash: Option<String>,
+    ) -> Result<bool, BoxError> {
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+        match hash {
+            Some(hash) => {
+                self.password_checks.fetch_add(1, Ordering::Relaxed);
+                verify_against(password, hash).await
+            }
+            None => {
+                verify_against(password, self.dummy_hash.to_string()).await?;
+                Ok(false)
+            }
+        }
     }
 
     fn sessions(&self) -> MutexGuard<'_, HashMap<Uuid, i32>> {
@@ -190,60 +218,43 @@ async fn sign_in(
         .one(&state.db)
         .await?;
 
-    // Lockout, before the password: an IP with too many failures (known emails and unknown
-    // ones alike) or a locked account gets the same answer as a wrong password.
-    let refused = || sign_in_page(StatusCode::UNAUTHORIZED, &form.email, Some(BAD_CREDENTIALS));
-    if let Some(ip) = client.ip() {
-        let ip_check = state
-            .lockout
-            .check_ip::<user::Model>(&state.tracker, &state.db, ip);
-        if !ip_check.await?.is_allowed() {
-            return Ok(refused());
-        }
-    }
-    if let Some(user) = &user {
-        let user_check = state
-            .lockout
-            .check_user(&state.tracker, &state.db, user, &client);
-        if !user_check.await?.is_allowed() {
-            return Ok(refused());
-        }
-    }
-
-    let hash = user.as_ref().map_or_else(
-        || state.dummy_hash.to_string(),
-        |user| user.password_hash.clone(),
-    );
-    let user = match (user, verify_password(form.password, hash).await?) {
-        (Some(user), true) => user,
-        (user, _) => {
-            if let Some(user) = user {
-                state
-                    .tracker
-                    .failed_login(&state.db, &user, &client)
-                    .await?;
-                // Locks the account now if this failure reached the threshold.
-                state
-                    .lockout
-                    .check_user(&state.tracker, &state.db, &user, &client)
-                    .await?;
-            } else {
-                // Counted for the IP; the email is kept only as a keyed hash.
-                state
-                    .tracker
-                    .failed_login_unknown::<user::Model>(&state.db, form.email.trim(), &client)
-                    .await?;
-            }
-            let page = sign_in_page(StatusCode::UNAUTHORIZED, &form.email, Some(BAD_CREDENTIALS));
-            return Ok(page);
-        }
+    // The lockout reserves the attempt before any password is checked, so guesses sent in
+    // parallel get no more checks than the threshold. An unresolved client IP needs no
+    // special case: such clients share one network in the lockout.
+    let attempt = state
+        .lockout
+        .begin(
+            &state.tracker,
+            &state.db,
+            user.as_ref(),
+            &form.email,
+            &client,
+        )
+        .await?;
+    // The hash runs on every path, against the dummy hash when there is nothing to check, so
+    // a refusal, an unknown email and a wrong password take the same time.
+    let hash = match (&attempt, &user) {
+        (Attempt::Permitted(_), Some(user)) => Some(user.password_hash.clone()),
+        _ => None,
+    };
+    let matches = state.verify_password(form.password, hash).await?;
+    let permit = match attempt {
+        Attempt::Permitted(permit) => permit,
+        // Identifiers without an account are refused the same way, so this tells nothing
+        // about which emails exist.
+        Attempt::Refused(refusal) => return Ok(try_later(&form.email, &refusal, &state.tracker)),
+    };
+    let Some(user) = user.as_ref().filter(|_| matches) else {
+        permit.failed(&state.db).await?;
+        let page = sign_in_page(StatusCode::UNAUTHORIZED, &form.email, Some(BAD_CREDENTIALS));
+        return Ok(page);
     };
 
     // The login row and any session row commit together: with sessions in the database,
     // insert yours on `txn` here. The in-memory session is created only after the commit,
     // so a failed commit leaves the user signed out and no login recorded.
-    let txn = state.db.begin().await?;
-    state.tracker.login(&txn, &user, &client).await?;
+    let txn = trackable_core::begin_write(&state.db).await?;
+    permit.succeeded(&txn).await?;
     txn.commit().await?;
     let sid = Uuid::new_v4();
     state.sessions().insert(sid, user.id);
@@ -306,7 +317,35 @@ async fn hash_password(password: String) -> Result<String, BoxError> {
     Ok(hash.to_string())
 }
 
-async fn verify_password(password: String, hash: String) -> Result<bool, BoxError> {
+/// The SQLite file at `path` in WAL mode with a pool of 8, waiting up to 5 s for the write
+/// lock: concurrent sign-ins wait their turn instead of failing with "database is locked".
+async fn open_database(path: &std::path::Path) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+    let mut options = ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
+    options
+        .max_connections(8)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(std::time::Duration::from_secs(5))
+        });
+    Database::connect(options).await
+}
+
+/// A refused attempt: 429 with `Retry-After`, and when to come back.
+fn try_later(email: &str, refusal: &Refusal, tracker: &Tracker) -> Response {
+    let seconds = refusal.retry_after_secs(tracker.now());
+    let minutes = seconds.div_ceil(60).max(1);
+    let message = format!("Too many attempts. Try again in {minutes} minute(s).");
+    let mut response = sign_in_page(StatusCode::TOO_MANY_REQUESTS, email, Some(&message));
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+async fn verify_against(password: String, hash: String) -> Result<bool, BoxError> {
     let outcome = tokio::task::spawn_blocking(move || {
         Argon2::default().verify_password(password.as_bytes(), hash.as_str())
     })
@@ -400,7 +439,7 @@ async fn main() -> Result<(), BoxError> {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-    let db = Database::connect(format!("sqlite://{}?mode=rwc", path.display())).await?;
+    let db = open_database(&path).await?;
 
     // The client IP is the TCP peer. Behind a reverse proxy, trust the proxy's address and
     // the client is read from X-Forwarded-For (right to left, skipping trusted proxies):
@@ -535,8 +574,7 @@ mod tests {
     /// The app on a fresh SQLite file; the directory lives as long as the state is used.
     async fn state(config: ClientConfig) -> (AppState, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
-        let db = Database::connect(url).await.unwrap();
+        let db = open_database(&dir.path().join("app.db")).await.unwrap();
         (AppState::new(db, config).await.unwrap(), dir)
     }
 
@@ -596,6 +634,73 @@ mod tests {
         assert_eq!(rows[0].sign_in_count, 0);
         assert_eq!(rows[0].remote_ip.as_deref(), Some("203.0.113.7"));
         assert_eq!(rows[0].user_agent.as_deref(), Some(UA));
+    }
+
+    #[tokio::test]
+    async fn every_path_runs_one_verification_and_a_lock_stops_password_checks() {
+        let (state, _dir) = state(ClientConfig::new()).await;
+        let peer = "203.0.113.7:40000";
+        let counts = |state: &AppState| {
+            let verifications = state.verifications.load(Ordering::Relaxed);
+            (verifications, state.password_checks.load(Ordering::Relaxed))
+        };
+        for n in 1..=5 {
+            let (status, _, _) =
+                send(&state, peer, post("/sign-in", ""), Some(credentials("x"))).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            assert_eq!(counts(&state), (n, n), "a wrong password is checked");
+        }
+        // Locked: the right password is refused, with the hash run against the dummy.
+        let (status, headers, body) = send(
+            &state,
+            "198.51.100.1:1000",
+            post("/sign-in", ""),
+            Some(credentials(DEMO_PASSWORD)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        let retry_after: u64 = headers[RETRY_AFTER].to_str().unwrap().parse().unwrap();
+        assert!((1..=15 * 60).contains(&retry_after), "{retry_after}");
+        assert!(body.contains("Try again in 15 minute(s)."), "{body}");
+        assert_eq!(
+            counts(&state),
+            (6, 5),
+            "one verification, no password check"
+        );
+        // An unknown email: one verification, against the dummy.
+        let unknown = Some("email=nobody%40example.com&password=x".to_owned());
+        send(&state, "198.51.100.2:1000", post("/sign-in", ""), unknown).await;
+        assert_eq!(counts(&state), (7, 5));
+
+        let actions: Vec<Action> = audit_rows(&state).await.iter().map(|r| r.action).collect();
+        let failed = [Action::FailedLogin; 5];
+        assert_eq!(actions[..5], failed);
+        assert_eq!(actions[5..], [Action::Lock, Action::Refused]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn forty_parallel_guesses_get_five_password_checks() {
+        let (state, _dir) = state(ClientConfig::new()).await;
+        let guesses: Vec<_> = (0..40)
+            .map(|i| {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let peer = format!("192.0.2.{}:1000", i + 1);
+                    let form = Some(credentials(&format!("guess{i}")));
+                    send(&state, &peer, post("/sign-in", ""), form).await.0
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for guess in guesses {
+            statuses.push(guess.await.unwrap());
+        }
+        let checks = state.password_checks.load(Ordering::Relaxed);
+        println!("40 parallel wrong passwords: {checks} password checks");
+        assert_eq!(checks, 5);
+        assert_eq!(state.verifications.load(Ordering::Relaxed), 40);
+        let unauthorized = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED);
+        assert_eq!(unauthorized.count(), 5);
     }
 
     #[tokio::test]

@@ -6,7 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use proptest::prelude::*;
 use trackable::ip;
 use trackable_core::{
-    ClientConfig, ClientInfo, ForwardedHeader, HashKey, IpPolicy, IpSource, UserAgentPolicy,
+    ClientConfig, ClientInfo, ForwardedHeader, HashKey, IdentifierNormalization, IpPolicy,
+    IpSource, UserAgentPolicy,
 };
 
 /// Trusts 10.0.0.0/8, 2001:db8:ffff::/48 and the bare addresses 192.168.0.1
@@ -40,7 +41,7 @@ impl Kind {
     }
 }
 
-use IpSource::{Header, Peer, Unresolved};
+use IpSource::{AllTrusted, Header, Peer, Unresolved};
 use Kind::{Cf, Fwd, NoHeader, Xff, Xff3};
 
 const P: &str = "10.0.0.1";
@@ -92,7 +93,10 @@ const CASES: &[Case] = &[
     ("port out of range", Xff, P, &["203.0.113.7:70000"], None, Unresolved),
     ("leading zeros are ambiguous", Xff, P, &["010.0.0.1"], None, Unresolved),
     ("v4 in brackets", Xff, P, &["[203.0.113.7]"], None, Unresolved),
-    ("all trusted: leftmost entry", Xff, P, &["10.0.0.5, 10.0.0.2"], Some("10.0.0.5"), Header),
+    ("all trusted: no client", Xff, P, &["10.0.0.5, 10.0.0.2"], None, AllTrusted),
+    ("all trusted, one entry", Xff, P, &["192.168.0.1"], None, AllTrusted),
+    ("all trusted across lines", Xff, P, &["10.0.0.5", "", "::1"], None, AllTrusted),
+    ("forged trusted entry left of the client", Xff, P, &["10.0.0.9, 203.0.113.7, 10.0.0.2"], Some(C), Header),
     ("all trusted but garbage leftmost", Xff, P, &["garbage, 10.0.0.5"], None, Unresolved),
     ("v6 proxies", Xff, "2001:db8:ffff::1", &["2001:db8:1::5, 2001:db8:ffff::2"], Some("2001:db8:1::5"), Header),
     ("bare v4 trusted", Xff, "192.168.0.1", &[C], Some(C), Header),
@@ -126,12 +130,15 @@ const CASES: &[Case] = &[
     ("fwd mapped", Fwd, P, &["for=\"[::ffff:203.0.113.7]\""], Some(C), Header),
     ("fwd trusted obfuscated by is fine", Fwd, P, &["for=1.1.1.1, for=10.0.0.2;by=_x, for=10.0.0.3"], Some("1.1.1.1"), Header),
     ("fwd zone", Fwd, P, &["for=\"[fe80::1%25eth0]\""], None, Unresolved),
+    ("fwd all trusted", Fwd, P, &["for=10.0.0.5, for=\"[::1]:443\""], None, AllTrusted),
     ("fwd untrusted peer ignores header", Fwd, "198.51.100.5", &["for=1.1.1.1"], Some("198.51.100.5"), Peer),
     // Single-IP headers.
     ("cf trusted peer", Cf, P, &[C], Some(C), Header),
     ("cf untrusted peer", Cf, "198.51.100.5", &[C], Some("198.51.100.5"), Peer),
     ("cf absent", Cf, P, &[], Some(P), Peer),
-    ("cf blank", Cf, P, &["  "], Some(P), Peer),
+    ("cf blank", Cf, P, &["  "], None, Unresolved),
+    ("cf empty", Cf, P, &[""], None, Unresolved),
+    ("cf blank from untrusted peer", Cf, "198.51.100.5", &[""], Some("198.51.100.5"), Peer),
     ("cf two lines", Cf, P, &["1.1.1.1", C], None, Unresolved),
     ("cf list", Cf, P, &["1.1.1.1, 203.0.113.7"], None, Unresolved),
     ("cf garbage", Cf, P, &["garbage"], None, Unresolved),
@@ -155,9 +162,14 @@ fn resolution_table() {
                 got.ip, got.source
             ));
         }
-        assert_eq!(got.ip.is_none(), got.source == Unresolved, "{name}");
+        assert_eq!(got.ip.is_none(), unresolved(got.source), "{name}");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Whether a source comes without an address.
+fn unresolved(source: IpSource) -> bool {
+    matches!(source, Unresolved | AllTrusted)
 }
 
 #[test]
@@ -267,6 +279,26 @@ fn config_rejects_bad_networks() {
 }
 
 #[test]
+fn config_refuses_to_trust_every_client() {
+    for everyone in ["0.0.0.0/0", "::/0", "::ffff:0.0.0.0/96", "::/64"] {
+        let err = ClientConfig::new().trust_proxy(everyone).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("every client could then choose its own IP"),
+            "{err}"
+        );
+        assert!(
+            ClientConfig::new()
+                .trust_network(everyone.parse().unwrap())
+                .is_err()
+        );
+    }
+    let config = ClientConfig::new().trust_every_peer_insecure();
+    let r = config.resolve_ip(ip("198.51.100.5"), ["6.6.6.6, 203.0.113.7"]);
+    assert_eq!((r.ip, r.source), (Some(ip(C)), Header));
+}
+
+#[test]
 fn single_ip_header_names() {
     assert_eq!(
         ForwardedHeader::single_ip("CF-Connecting-IP"),
@@ -300,6 +332,27 @@ fn client_info_by_hand() {
     let client = ClientInfo::from_resolution(resolved);
     assert_eq!((client.ip(), client.ip_source()), (Some(ip(C)), Header));
     assert_eq!(IpSource::Header.to_string(), "header");
+
+    let resolved = Kind::Xff.config().resolve_ip(ip(P), ["10.0.0.2"]);
+    let client = ClientInfo::from_resolution(resolved);
+    assert_eq!((client.ip(), client.ip_source()), (None, AllTrusted));
+    assert_eq!(AllTrusted.to_string(), "all_trusted");
+}
+
+#[test]
+fn client_info_debug_hides_ip_and_user_agent() {
+    let client = ClientInfo::from_ip(ip(C)).with_user_agent("curl/8.5.0");
+    let debug = format!("{client:?}");
+    assert!(
+        !debug.contains(C) && !debug.contains("203.0.113"),
+        "{debug}"
+    );
+    assert!(!debug.contains("curl"), "{debug}");
+    assert!(debug.contains(r#"ip: "<redacted>""#), "{debug}");
+    assert!(
+        debug.contains(r#"user_agent: Some("<10 bytes>")"#),
+        "{debug}"
+    );
 }
 
 // ---------------------------------------------------------------- policies
@@ -328,6 +381,35 @@ fn truncation_defaults_to_24_and_48() {
     );
     // Mapped addresses are truncated as IPv4.
     assert_eq!(t.apply(ip("::ffff:203.0.113.77")).unwrap(), "203.0.113.0");
+}
+
+#[test]
+fn truncation_covers_ipv4_inside_ipv6() {
+    let t = IpPolicy::truncate();
+    // 6to4 of 203.0.113.7 (the bug report), Teredo, NAT64.
+    assert_eq!(
+        t.apply(ip("2002:cb00:7107::1")).unwrap(),
+        "2002:cb00:7100::"
+    );
+    assert_eq!(
+        t.apply(ip("2001:0:4136:e378:8000:63bf:3fff:fdd2")).unwrap(),
+        "2001:0:4136:e300::"
+    );
+    assert_eq!(
+        t.apply(ip("64:ff9b::203.0.113.7")).unwrap(),
+        "64:ff9b::cb00:7100"
+    );
+}
+
+#[test]
+fn identifiers_are_normalised_before_hashing() {
+    let fold = IdentifierNormalization::default();
+    assert_eq!(
+        fold.apply("  Alice@Example.com "),
+        fold.apply("alice@example.com")
+    );
+    assert_eq!(IdentifierNormalization::Trim.apply(" Alice "), "Alice");
+    assert_eq!(IdentifierNormalization::Exact.apply(" Alice "), " Alice ");
 }
 
 #[test]
@@ -433,6 +515,11 @@ fn user_agent_is_cleaned() {
         "bidi override"
     );
     assert_eq!(p.apply("\u{feff}ua").unwrap(), "ua");
+    assert_eq!(
+        p.apply("a\u{ad}b\u{200b}c\u{2028}d\u{e0041}e").unwrap(),
+        "abcde",
+        "format characters and separators"
+    );
     assert_eq!(p.apply("\r\n\t \u{0}"), None, "nothing printable left");
     assert_eq!(p.apply(""), None);
     assert_eq!(
@@ -574,7 +661,7 @@ impl Hop {
 
 /// What the rules say for a chain of hops, computed without parsing.
 fn model(hops: &[Vec<Hop>], max_hops: usize, peer: IpAddr) -> (Option<IpAddr>, IpSource) {
-    let mut leftmost = (Some(peer), Peer);
+    let mut exhausted = (Some(peer), Peer);
     let mut budget = max_hops;
     for hop in hops.iter().rev().flat_map(|line| line.iter().rev()) {
         if budget == 0 {
@@ -583,12 +670,12 @@ fn model(hops: &[Vec<Hop>], max_hops: usize, peer: IpAddr) -> (Option<IpAddr>, I
         budget -= 1;
         match hop {
             Hop::Empty => {}
-            Hop::Trusted(_) => leftmost = (hop.ip(), Header),
+            Hop::Trusted(_) => exhausted = (None, AllTrusted),
             Hop::Untrusted(_) => return (hop.ip(), Header),
             Hop::Garbage => return (None, Unresolved),
         }
     }
-    leftmost
+    exhausted
 }
 
 proptest! {
@@ -601,7 +688,7 @@ proptest! {
         lines in prop::collection::vec(header_bytes(), 0..4),
     ) {
         let r = kind.config().resolve_ip(peer, &lines);
-        prop_assert_eq!(r.ip.is_none(), r.source == Unresolved);
+        prop_assert_eq!(r.ip.is_none(), unresolved(r.source));
         if r.source == Header {
             let got = r.ip.unwrap();
             prop_assert!(!got.is_unspecified());
@@ -616,7 +703,7 @@ proptest! {
         lines in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..4),
     ) {
         let r = kind.config().resolve_ip(peer, &lines);
-        prop_assert_eq!(r.ip.is_none(), r.source == Unresolved);
+        prop_assert_eq!(r.ip.is_none(), unresolved(r.source));
     }
 
     #[test]

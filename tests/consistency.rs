@@ -15,7 +15,9 @@ use trackable::{
     ManualClock, TestDb, all_backends, client, create_members, create_users, events_of, members,
     new_member, new_user, postgres_with_default_isolation, sqlite_file,
 };
-use trackable_core::{Error, LockDecision, Lockout, Tracker, begin_write};
+use trackable_core::{
+    Attempt, Error, LockDecision, Lockout, Refusal, RefusalReason, Tracker, begin_write,
+};
 
 #[path = "support/logins.rs"]
 mod logins;
@@ -247,13 +249,19 @@ async fn app_servers_with_skewed_clocks_agree_on_the_order() {
             slow_tracker.failed_login(&db.db, &ada, &c).await.unwrap();
             slow.advance(TimeDelta::seconds(1));
         }
-        let decision = lockout
-            .check_user(&slow_tracker, &db.db, &ada, &c)
+        let attempt = lockout
+            .begin(&slow_tracker, &db.db, Some(&ada), "", &c)
             .await
             .unwrap();
         assert!(
-            matches!(decision, LockDecision::Lock { .. }),
-            "{:?}: failures after the fast server's login count: {decision:?}",
+            matches!(
+                attempt,
+                Attempt::Refused(Refusal {
+                    reason: RefusalReason::AccountLocked,
+                    ..
+                })
+            ),
+            "{:?}: failures after the fast server's login count: {attempt:?}",
             db.backend
         );
 
@@ -271,11 +279,8 @@ async fn app_servers_with_skewed_clocks_agree_on_the_order() {
         // A lock on the fast server, then an unlock on the slow one: unlocked.
         fast_tracker.lock(&db.db, &ada, &c).await.unwrap();
         slow_tracker.unlock(&db.db, &ada, &c).await.unwrap();
-        let decision = lockout
-            .check_user(&slow_tracker, &db.db, &ada, &c)
-            .await
-            .unwrap();
-        assert_eq!(decision, LockDecision::Allow, "{:?}", db.backend);
+        let locked = lockout.locked_until(&slow_tracker, &db.db, &ada).await;
+        assert_eq!(locked.unwrap(), None, "{:?}", db.backend);
     }
 }
 
@@ -319,8 +324,14 @@ async fn postgres_infinite_times_are_errors_not_panics() {
         ada.id,
     )
     .await;
-    let error = Lockout::default()
-        .check_user(&tracker, &db.db, &ada, &c)
+    let lockout = Lockout::default();
+    let error = lockout
+        .locked_until(&tracker, &db.db, &ada)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::InvalidData { .. }), "{error:?}");
+    let error = lockout
+        .begin(&tracker, &db.db, Some(&ada), "", &c)
         .await
         .unwrap_err();
     assert!(matches!(error, Error::InvalidData { .. }), "{error:?}");
@@ -635,38 +646,51 @@ async fn the_database_clock_gives_app_servers_one_time_line() {
         );
 
         // The lockout counts failures in the database's window, from either server.
-        let lockout = Lockout::new(3, TimeDelta::minutes(15), TimeDelta::minutes(15));
+        // With the failure above, three so far.
+        let lockout = Lockout::new(4, TimeDelta::minutes(15), TimeDelta::minutes(15));
         fast_tracker.failed_login(&db.db, &ada, &c).await.unwrap();
         slow_tracker.failed_login(&db.db, &ada, &c).await.unwrap();
-        let decision = lockout
-            .check_user(&fast_tracker, &db.db, &ada, &c)
+        let Attempt::Permitted(permit) = lockout
+            .begin(&fast_tracker, &db.db, Some(&ada), "", &c)
             .await
-            .unwrap();
+            .unwrap()
+        else {
+            panic!("{:?}: three failures of four", db.backend);
+        };
+        let decision = permit.failed(&db.db).await.unwrap();
         let LockDecision::Lock { until } = decision else {
             panic!("{:?}: {decision:?}", db.backend);
         };
         assert!((until - real - TimeDelta::minutes(15)).num_seconds().abs() < 60);
-        let decision = lockout
-            .check_user(&slow_tracker, &db.db, &ada, &c)
-            .await
-            .unwrap();
-        assert!(
-            matches!(decision, LockDecision::Locked { .. }),
-            "{decision:?}"
-        );
+        let locked = lockout.locked_until(&slow_tracker, &db.db, &ada).await;
+        assert_eq!(locked.unwrap(), Some(until), "{:?}", db.backend);
 
-        // Failed logins of unknown identifiers take the database's time too.
-        slow_tracker
-            .failed_login_unknown::<member::Model>(&db.db, "who@example.com", &c)
+        // The network's window and block take the database's time too.
+        let guesses = [
+            (&slow_tracker, "who"),
+            (&fast_tracker, "me"),
+            (&slow_tracker, "it"),
+        ];
+        for (tracker, guess) in guesses {
+            let attempt = lockout.begin::<_, member::Model>(tracker, &db.db, None, guess, &c);
+            let Attempt::Permitted(permit) = attempt.await.unwrap() else {
+                panic!("{:?}: the network has one failure", db.backend);
+            };
+            permit.failed(&db.db).await.unwrap();
+        }
+        let attempt = lockout
+            .begin::<_, member::Model>(&slow_tracker, &db.db, None, "x", &c)
             .await
             .unwrap();
-        let blocked = lockout
-            .check_ip::<member::Model>(&fast_tracker, &db.db, trackable::ip("192.0.2.1"))
-            .await
-            .unwrap();
+        let Attempt::Refused(refusal) = attempt else {
+            panic!("{:?}: {attempt:?}", db.backend);
+        };
+        assert_eq!(refusal.reason, RefusalReason::NetworkBlocked);
         assert!(
-            matches!(blocked, LockDecision::Locked { .. }),
-            "{blocked:?}"
+            (refusal.until - real - TimeDelta::minutes(15))
+                .num_seconds()
+                .abs()
+                < 60
         );
     }
 }

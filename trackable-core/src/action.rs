@@ -32,11 +32,16 @@ pub enum Action {
     /// An unlock token was issued or used.
     #[sea_orm(string_value = "unlock_token")]
     UnlockToken,
+    /// A sign-in attempt that the [`Lockout`](crate::Lockout) refused without checking the
+    /// credentials: the account was locked, the client's network blocked, or as many
+    /// attempts as the threshold were already in flight. Not counted as a failure.
+    #[sea_orm(string_value = "refused")]
+    Refused,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 8] = [
         Action::Login,
         Action::Logout,
         Action::PasswordReset,
@@ -44,6 +49,7 @@ impl Action {
         Action::Lock,
         Action::Unlock,
         Action::UnlockToken,
+        Action::Refused,
     ];
 
     /// The stable string stored in the database.
@@ -56,6 +62,7 @@ impl Action {
             Action::Lock => "lock",
             Action::Unlock => "unlock",
             Action::UnlockToken => "unlock_token",
+            Action::Refused => "refused",
         }
     }
 
@@ -74,7 +81,7 @@ impl fmt::Display for Action {
 /// The error returned when a string is not one of the stable action names.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown action `{0}`; expected one of login, logout, password_reset, failed_login, lock, unlock, unlock_token"
+    "unknown action `{0}`; expected one of login, logout, password_reset, failed_login, lock, unlock, unlock_token, refused"
 )]
 pub struct ParseActionError(String);
 

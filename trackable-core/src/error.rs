@@ -60,6 +60,10 @@ pub enum Error {
         #[source]
         source: DbErr,
     },
+    /// [`Permit::succeeded`](crate::Permit::succeeded) was called on the permit of an
+    /// identifier that matched no user. Nothing was written.
+    #[error("a sign-in attempt of an identifier that matched no user cannot succeed")]
+    NoUserToSignIn,
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbErr),

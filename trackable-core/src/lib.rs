@@ -226,10 +226,11 @@
 //! same migration), with the identifier only as a keyed hash (HMAC-SHA256 under
 //! [`Tracker::with_identifier_key`]), so per-IP counts see username guessing.
 //!
-//! **Lockout.** [`Lockout`] (threshold, window, cool-off) decides from the audit trail whether
-//! an account is locked ([`Lockout::check_user`], which records the `lock` event when the
-//! threshold is reached) or an IP blocked ([`Lockout::check_ip`]), and answers
-//! [`LockDecision::Allow`], [`LockDecision::Lock`] or [`LockDecision::Locked`]. Its
+//! **Lockout.** [`Lockout`] (threshold, window, cool-off) reserves each sign-in attempt
+//! before the credentials are checked ([`Lockout::begin`] answers [`Attempt::Permitted`] or
+//! [`Attempt::Refused`]), then records its outcome ([`Permit::succeeded`],
+//! [`Permit::failed`]), so parallel guesses get no more password checks than the threshold.
+//! It locks accounts and identifiers that match no user, and blocks client networks. Its
 //! documentation shows the login handler that uses it.
 //!
 //! **Retention.** [`purge_audit_trail`] deletes rows older than a cut-off, and
@@ -301,14 +302,14 @@ pub mod __private;
 
 pub use action::{Action, ParseActionError};
 pub use client::{
-    ClientConfig, ClientInfo, ConfigError, ForwardedHeader, HashKey, IpPolicy, IpSource,
-    Resolution, UserAgentPolicy,
+    ClientConfig, ClientInfo, ConfigError, ForwardedHeader, HashKey, IdentifierNormalization,
+    IpPolicy, IpSource, Resolution, UserAgentPolicy,
 };
 pub use error::{Error, Result};
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use integration::StateClientInfo;
-pub use lockout::{LockDecision, Lockout};
+pub use lockout::{Attempt, LockDecision, Lockout, Permit, Refusal, RefusalReason};
 pub use state::{HasSignInState, SignInState};
 pub use store::connection::{Connection, begin_write};
 pub use trackable::{Migration, Mode, Trackable};

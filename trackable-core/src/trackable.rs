@@ -93,7 +93,8 @@ pub struct TableSpec<E: EntityTrait> {
 /// - table mode: the audit table, with its foreign key to the user table
 ///   (`ON DELETE CASCADE`) and the indexes that its queries use, and the table
 ///   `<table>_unknown` of failed logins whose identifier matched no user (see
-///   [`Tracker::failed_login_unknown`](crate::Tracker::failed_login_unknown)).
+///   [`Tracker::failed_login_unknown`](crate::Tracker::failed_login_unknown)), and the table
+///   `<table>_throttle` of the [`Lockout`](crate::Lockout)'s gates.
 ///
 /// It runs on any [`ConnectionTrait`](sea_orm::ConnectionTrait): at start-up, or in a sea-orm-migration
 /// `MigrationTrait` as `Model::migration().up(manager.get_connection()).await`.

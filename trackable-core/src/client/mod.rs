@@ -15,18 +15,21 @@ mod forwarded;
 mod policy;
 mod resolve;
 
+use std::fmt;
 use std::net::IpAddr;
 
 pub use config::{ClientConfig, ConfigError, ForwardedHeader};
 #[cfg(feature = "http")]
 pub(crate) use policy::sanitize_user_agent;
-pub use policy::{HashKey, IpPolicy, UserAgentPolicy};
+pub use policy::{HashKey, IdentifierNormalization, IpPolicy, UserAgentPolicy};
 pub use resolve::{IpSource, Resolution};
 
 /// The client of a request: its IP address (if known) and user agent.
 ///
 /// The values are raw: the [`IpPolicy`] and [`UserAgentPolicy`] of the
-/// tracker are applied when they are stored or logged.
+/// tracker are applied when they are stored or logged. For the same reason
+/// its [`Debug`] output shows neither: only whether there is an IP, its
+/// source, and the length of the user agent.
 ///
 /// ```
 /// use std::net::{IpAddr, Ipv4Addr};
@@ -40,7 +43,7 @@ pub use resolve::{IpSource, Resolution};
 ///
 /// assert_eq!(ClientInfo::new().ip(), None);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct ClientInfo {
     ip: Option<IpAddr>,
     ip_source: IpSource,
@@ -104,7 +107,8 @@ impl ClientInfo {
         self.ip
     }
 
-    /// Where [`ip`](Self::ip) came from.
+    /// Where [`ip`](Self::ip) came from or, when it is `None`, why
+    /// ([`IpSource::Unresolved`], [`IpSource::AllTrusted`]).
     pub fn ip_source(&self) -> IpSource {
         self.ip_source
     }
@@ -112,6 +116,27 @@ impl ClientInfo {
     /// The user agent, if the request had one.
     pub fn user_agent(&self) -> Option<&str> {
         self.user_agent.as_deref()
+    }
+}
+
+impl fmt::Debug for ClientInfo {
+    /// `ClientInfo { ip: "<redacted>", ip_source: Header, user_agent: Some("<11 bytes>") }`:
+    /// debug output ends up in logs, which must not hold what the policies keep out of the
+    /// database.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ip: &dyn fmt::Debug = match self.ip {
+            Some(_) => &"<redacted>",
+            None => &None::<()>,
+        };
+        let user_agent = self
+            .user_agent
+            .as_ref()
+            .map(|ua| format!("<{} bytes>", ua.len()));
+        f.debug_struct("ClientInfo")
+            .field("ip", ip)
+            .field("ip_source", &self.ip_source)
+            .field("user_agent", &user_agent)
+            .finish()
     }
 }
 
@@ -126,5 +151,32 @@ impl From<Resolution> for ClientInfo {
     /// Same as [`ClientInfo::from_resolution`].
     fn from(resolution: Resolution) -> Self {
         Self::from_resolution(resolution)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_neither_ip_nor_user_agent() {
+        let client = ClientInfo::from_ip("203.0.113.7".parse().unwrap())
+            .with_user_agent("Secret/1.0 (Device 1234)");
+        let debug = format!("{client:?}");
+        assert!(!debug.contains("203.0.113"), "{debug}");
+        assert!(!debug.contains("Secret"), "{debug}");
+        assert_eq!(
+            debug,
+            r#"ClientInfo { ip: "<redacted>", ip_source: Manual, user_agent: Some("<24 bytes>") }"#
+        );
+        let v6 = format!(
+            "{:#?}",
+            ClientInfo::from_ip("2001:db8::77".parse().unwrap())
+        );
+        assert!(!v6.contains("2001") && !v6.contains("db8"), "{v6}");
+        assert_eq!(
+            format!("{:?}", ClientInfo::new()),
+            "ClientInfo { ip: None, ip_source: Unresolved, user_agent: None }"
+        );
     }
 }

@@ -3,13 +3,17 @@ use std::net::IpAddr;
 use super::config::{ClientConfig, ForwardedHeader};
 use super::forwarded::{Entry, MAX_ELEMENT_LEN, RevEntries, Syntax, parse_node};
 
-/// Where the IP address of a [`ClientInfo`](crate::ClientInfo) came from.
+/// Where the IP address of a [`ClientInfo`](crate::ClientInfo) came from, or
+/// why there is none.
+///
+/// [`Unresolved`](Self::Unresolved) and [`AllTrusted`](Self::AllTrusted) come
+/// without an address; the other sources always have one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum IpSource {
     /// The peer address of the connection: the peer is not a trusted proxy,
-    /// no forwarding header is configured, or the trusted chain ended at the
-    /// peer.
+    /// no forwarding header is configured, or a trusted peer sent no
+    /// forwarding header (or a list header with no entry in it).
     Peer,
     /// An entry of the configured forwarding header, read because the peer is
     /// a trusted proxy.
@@ -17,20 +21,27 @@ pub enum IpSource {
     /// Set by the application ([`ClientInfo::from_ip`](crate::ClientInfo::from_ip), [`ClientInfo::with_ip`](crate::ClientInfo::with_ip)).
     Manual,
     /// No trustworthy address: the forwarding header was malformed where the
-    /// client should be, too long, or the peer address is not known.
+    /// client should be, too long, a single-IP header was present but blank,
+    /// or the peer address is not known.
     #[default]
     Unresolved,
+    /// No trustworthy address: every entry of the forwarding header is a
+    /// trusted proxy. Any of them may have been written by a host inside the
+    /// trusted networks, which can name whatever trusted address it likes, so
+    /// none of them is taken for the client.
+    AllTrusted,
 }
 
 impl IpSource {
-    /// A short lowercase name (`"peer"`, `"header"`, `"manual"`, `"unresolved"`),
-    /// for logs and metrics.
+    /// A short lowercase name (`"peer"`, `"header"`, `"manual"`,
+    /// `"unresolved"`, `"all_trusted"`), for logs and metrics.
     pub const fn as_str(self) -> &'static str {
         match self {
             IpSource::Peer => "peer",
             IpSource::Header => "header",
             IpSource::Manual => "manual",
             IpSource::Unresolved => "unresolved",
+            IpSource::AllTrusted => "all_trusted",
         }
     }
 }
@@ -44,7 +55,8 @@ impl std::fmt::Display for IpSource {
 /// The outcome of [`ClientConfig::resolve_ip`]: the client address, if one
 /// can be trusted, and where it came from.
 ///
-/// `ip` is `None` exactly when `source` is [`IpSource::Unresolved`].
+/// `ip` is `None` exactly when `source` is [`IpSource::Unresolved`] or
+/// [`IpSource::AllTrusted`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Resolution {
@@ -58,6 +70,11 @@ impl Resolution {
     const UNRESOLVED: Self = Self {
         ip: None,
         source: IpSource::Unresolved,
+    };
+
+    const ALL_TRUSTED: Self = Self {
+        ip: None,
+        source: IpSource::AllTrusted,
     };
 
     fn found(ip: IpAddr, source: IpSource) -> Self {
@@ -89,8 +106,10 @@ impl ClientConfig {
     /// # Rules
     ///
     /// - The peer (IPv4-mapped addresses compared and returned as IPv4) is the
-    ///   client unless it is a trusted proxy and a header is configured; then
-    ///   the header is read and the peer's own address is only the fallback.
+    ///   client unless it is a trusted proxy (or
+    ///   [`trust_every_peer_insecure`](ClientConfig::trust_every_peer_insecure)
+    ///   is set) and a header is configured; then the header is read, and the
+    ///   peer's own address is the client only when the header is absent.
     /// - `X-Forwarded-For` and `Forwarded`: the lines form one list, read from
     ///   the right (the entries closest to us, written by our own proxies).
     ///   Trusted proxies are skipped; the first entry that is not trusted is
@@ -104,11 +123,13 @@ impl ClientConfig {
     /// - Empty list elements (`a,,b`, a trailing comma, an empty line) are
     ///   list syntax and skipped, as RFC 9110 §5.6.1 asks; they still count
     ///   towards the hop limit.
-    /// - If every entry is a trusted proxy, the leftmost one is the client
-    ///   (the request started inside the trusted network). With no entry at
-    ///   all, the peer is the client ([`IpSource::Peer`]).
+    /// - If every entry is a trusted proxy, there is no client address
+    ///   ([`IpSource::AllTrusted`]): a host inside the trusted networks can
+    ///   write any trusted address, so the leftmost entry proves nothing. With
+    ///   no entry at all, the peer is the client ([`IpSource::Peer`]).
     /// - Single-IP headers (`CF-Connecting-IP`): the value is the client,
-    ///   trusted or not. An absent or blank header leaves the peer; several
+    ///   trusted or not. An absent header leaves the peer; a blank one (empty
+    ///   or only whitespace: the proxy had no address to give), several
     ///   lines, or a value that is not one address (or is over 512 bytes),
     ///   are unresolved.
     /// - Ports (`1.2.3.4:8080`, `[2001:db8::1]:443`) and brackets are
@@ -131,6 +152,10 @@ impl ClientConfig {
     /// let r = config.resolve_ip(peer, ["1.1.1.1, nonsense, 10.0.0.2"]);
     /// assert_eq!((r.ip, r.source), (None, IpSource::Unresolved));
     ///
+    /// // Only trusted proxies: no client address.
+    /// let r = config.resolve_ip(peer, ["10.9.9.9, 10.0.0.2"]);
+    /// assert_eq!((r.ip, r.source), (None, IpSource::AllTrusted));
+    ///
     /// // A peer that is not trusted is the client, whatever the header says.
     /// let r = config.resolve_ip("198.51.100.4".parse().unwrap(), ["1.1.1.1"]);
     /// assert_eq!(r.source, IpSource::Peer);
@@ -151,7 +176,7 @@ impl ClientConfig {
         }
         let syntax = match self.forwarded_header() {
             ForwardedHeader::None => return Resolution::found(peer, IpSource::Peer),
-            _ if !self.is_trusted(peer) => return Resolution::found(peer, IpSource::Peer),
+            _ if !self.trusts_peer(peer) => return Resolution::found(peer, IpSource::Peer),
             ForwardedHeader::XForwardedFor => Syntax::XForwardedFor,
             ForwardedHeader::Forwarded => Syntax::Forwarded,
             ForwardedHeader::SingleIp(_) => return single_ip(peer, header_lines),
@@ -165,7 +190,8 @@ impl ClientConfig {
         I::Item: AsRef<[u8]>,
         I::IntoIter: DoubleEndedIterator,
     {
-        let mut leftmost = Resolution::found(peer, IpSource::Peer);
+        // Without a single entry the peer sent no forwarded address: it is the client.
+        let mut exhausted = Resolution::found(peer, IpSource::Peer);
         let mut budget = self.hop_limit();
         for line in lines.into_iter().rev() {
             for entry in RevEntries::new(line.as_ref(), syntax) {
@@ -176,14 +202,14 @@ impl ClientConfig {
                 match entry {
                     Entry::Empty => {}
                     Entry::Node(Some(ip)) if self.is_trusted(ip) => {
-                        leftmost = Resolution::found(ip, IpSource::Header);
+                        exhausted = Resolution::ALL_TRUSTED;
                     }
                     Entry::Node(Some(ip)) => return Resolution::found(ip, IpSource::Header),
                     Entry::Node(None) => return Resolution::UNRESOLVED,
                 }
             }
         }
-        leftmost
+        exhausted
     }
 }
 
@@ -205,10 +231,152 @@ where
     }
     let value = line.trim_ascii();
     if value.is_empty() {
-        return Resolution::found(peer, IpSource::Peer);
+        // The proxy wrote the header without an address: the peer is that proxy, not the client.
+        return Resolution::UNRESOLVED;
     }
     match parse_node(value, false) {
         Some(ip) => Resolution::found(ip, IpSource::Header),
         None => Resolution::UNRESOLVED,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn behind(header: ForwardedHeader) -> ClientConfig {
+        ClientConfig::new()
+            .trust_proxy("10.0.0.0/8")
+            .unwrap()
+            .header(header)
+    }
+
+    fn resolve(config: &ClientConfig, peer: &str, lines: &[&str]) -> (Option<IpAddr>, IpSource) {
+        let r = config.resolve_ip(ip(peer), lines.iter().copied());
+        (r.ip, r.source)
+    }
+
+    #[test]
+    fn only_trusted_entries_are_all_trusted_not_the_leftmost() {
+        let xff = behind(ForwardedHeader::XForwardedFor);
+        let fwd = behind(ForwardedHeader::Forwarded);
+        let all_trusted = (None, IpSource::AllTrusted);
+        assert_eq!(
+            resolve(&xff, "10.0.0.1", &["10.0.0.5, 10.0.0.2"]),
+            all_trusted
+        );
+        assert_eq!(resolve(&xff, "10.0.0.1", &["10.0.0.5"]), all_trusted);
+        assert_eq!(resolve(&xff, "10.0.0.1", &[", 10.0.0.5,,"]), all_trusted);
+        assert_eq!(
+            resolve(&xff, "10.0.0.1", &["10.0.0.5", "10.0.0.2"]),
+            all_trusted
+        );
+        assert_eq!(
+            resolve(&fwd, "10.0.0.1", &["for=10.0.0.5, for=\"10.0.0.2:80\""]),
+            all_trusted
+        );
+        // A mapped trusted entry is trusted too.
+        assert_eq!(resolve(&xff, "10.0.0.1", &["::ffff:10.0.0.5"]), all_trusted);
+        assert_eq!(IpSource::AllTrusted.as_str(), "all_trusted");
+        assert_eq!(IpSource::AllTrusted.to_string(), "all_trusted");
+    }
+
+    #[test]
+    fn the_first_untrusted_entry_from_the_right_is_the_client() {
+        let xff = behind(ForwardedHeader::XForwardedFor);
+        let client = (Some(ip("203.0.113.7")), IpSource::Header);
+        // Trusted addresses left of the client, forged or not, are never reached.
+        assert_eq!(
+            resolve(&xff, "10.0.0.1", &["10.0.0.9, 203.0.113.7, 10.0.0.2"]),
+            client
+        );
+        assert_eq!(
+            resolve(&xff, "10.0.0.1", &["10.0.0.9", "203.0.113.7"]),
+            client
+        );
+        // Garbage after trusted entries fails closed, before any leftmost entry.
+        assert_eq!(
+            resolve(&xff, "10.0.0.1", &["203.0.113.7, garbage, 10.0.0.2"]),
+            (None, IpSource::Unresolved)
+        );
+        // No entry at all: the trusted peer itself.
+        assert_eq!(
+            resolve(&xff, "10.0.0.1", &[]),
+            (Some(ip("10.0.0.1")), IpSource::Peer)
+        );
+        assert_eq!(
+            resolve(&xff, "10.0.0.1", &[" , "]),
+            (Some(ip("10.0.0.1")), IpSource::Peer)
+        );
+    }
+
+    #[test]
+    fn the_hop_limit_wins_over_all_trusted() {
+        let xff = behind(ForwardedHeader::XForwardedFor).max_hops(2);
+        assert_eq!(
+            resolve(&xff, "10.0.0.1", &["10.0.0.5, 10.0.0.2"]),
+            (None, IpSource::AllTrusted)
+        );
+        assert_eq!(
+            resolve(&xff, "10.0.0.1", &["10.0.0.6, 10.0.0.5, 10.0.0.2"]),
+            (None, IpSource::Unresolved)
+        );
+    }
+
+    #[test]
+    fn blank_single_ip_header_is_unresolved_absent_is_the_peer() {
+        let cf = behind(ForwardedHeader::single_ip("CF-Connecting-IP"));
+        for blank in ["", " ", "\t \t"] {
+            assert_eq!(
+                resolve(&cf, "10.0.0.1", &[blank]),
+                (None, IpSource::Unresolved),
+                "{blank:?}"
+            );
+        }
+        assert_eq!(
+            resolve(&cf, "10.0.0.1", &[]),
+            (Some(ip("10.0.0.1")), IpSource::Peer)
+        );
+        // From a peer that is not trusted the header is not read at all.
+        assert_eq!(
+            resolve(&cf, "198.51.100.4", &[""]),
+            (Some(ip("198.51.100.4")), IpSource::Peer)
+        );
+    }
+
+    #[test]
+    fn every_peer_trusted_reads_the_header_of_any_peer() {
+        let config = ClientConfig::new().trust_every_peer_insecure();
+        assert!(config.trusts_every_peer());
+        assert!(!ClientConfig::new().trusts_every_peer());
+        assert!(!config.is_trusted(ip("198.51.100.4")));
+        // One proxy of unknown address: the entry it appended is the client.
+        assert_eq!(
+            resolve(&config, "198.51.100.4", &["1.1.1.1, 203.0.113.7"]),
+            (Some(ip("203.0.113.7")), IpSource::Header)
+        );
+        assert_eq!(
+            resolve(&config, "198.51.100.4", &[]),
+            (Some(ip("198.51.100.4")), IpSource::Peer)
+        );
+        // Header entries are still compared with the trusted networks.
+        let config = config.trust_proxy("10.0.0.0/8").unwrap();
+        assert_eq!(
+            resolve(&config, "198.51.100.4", &["203.0.113.7, 10.0.0.2"]),
+            (Some(ip("203.0.113.7")), IpSource::Header)
+        );
+        assert_eq!(
+            resolve(&config, "198.51.100.4", &["10.0.0.2"]),
+            (None, IpSource::AllTrusted)
+        );
+        let none = config.header(ForwardedHeader::None);
+        assert_eq!(
+            resolve(&none, "198.51.100.4", &["203.0.113.7"]),
+            (Some(ip("198.51.100.4")), IpSource::Peer)
+        );
     }
 }

@@ -4,9 +4,7 @@ use http::HeaderMap;
 use http::header::USER_AGENT;
 use http::request::Parts;
 
-use crate::client::{
-    ClientConfig, ClientInfo, ForwardedHeader, IpSource, Resolution, sanitize_user_agent,
-};
+use crate::client::{ClientConfig, ClientInfo, ForwardedHeader, Resolution, sanitize_user_agent};
 
 impl ClientInfo {
     /// The client of an `http` request, from its head and the peer address
@@ -49,10 +47,11 @@ impl ClientInfo {
     #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
     pub fn from_headers(headers: &HeaderMap, peer: SocketAddr, config: &ClientConfig) -> Self {
         let resolution = resolve(headers, peer, config);
-        if resolution.source == IpSource::Unresolved {
+        if resolution.ip.is_none() {
             tracing::debug!(
                 target: "trackable",
                 header = config.forwarded_header().name(),
+                source = resolution.source.as_str(),
                 "forwarding header did not yield a trustworthy client address"
             );
         }

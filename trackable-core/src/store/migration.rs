@@ -102,6 +102,7 @@ impl Migration {
                 let mut statements =
                     create_with_indexes(backend, create, table, t(), &AUDIT_INDEXES);
                 statements.extend(unknown_up(users_schema.as_deref(), table, backend));
+                statements.extend(throttle_up(users_schema.as_deref(), table, backend));
                 if backend == DbBackend::Postgres {
                     statements.push(super::postgres::pg_append_function(
                         users_schema.as_deref(),
@@ -147,6 +148,11 @@ impl Migration {
                     ));
                 }
                 statements.extend([
+                    backend.build(
+                        Table::drop()
+                            .table(table_ref(users_schema.as_deref(), &throttle_table(table)))
+                            .if_exists(),
+                    ),
                     backend.build(
                         Table::drop()
                             .table(table_ref(users_schema.as_deref(), &unknown_table(table)))
@@ -468,6 +474,47 @@ fn unknown_up(schema: Option<&str>, audit: &str, backend: DbBackend) -> Vec<Stat
         .col(ColumnDef::new(Alias::new("user_agent")).text().null())
         .col(time_column("inserted_at", backend, false));
     create_with_indexes(backend, create, &table, t(), &UNKNOWN_INDEXES)
+}
+
+/// The table of the lockout's gates, beside audit table `table`.
+pub(crate) fn throttle_table(table: &str) -> String {
+    format!("{table}_throttle")
+}
+
+/// The indexes of the gates' table.
+const THROTTLE_INDEXES: [(&str, &[&str]); 1] = [
+    // forgetting gates that have been idle
+    ("updated_at", &["updated_at"]),
+];
+
+/// Creates the table of the lockout's gates: one row per account and per client network,
+/// holding the attempts in flight and, for networks, the failures of the current window.
+/// The row is also what concurrent attempts through one gate lock, one after another.
+fn throttle_up(schema: Option<&str>, audit: &str, backend: DbBackend) -> Vec<Statement> {
+    let table = throttle_table(audit);
+    let t = || table_ref(schema, &table);
+    let count = |name: &str| {
+        let mut column = ColumnDef::new(Alias::new(name));
+        column.big_integer().not_null();
+        column
+    };
+    let mut create = Table::create();
+    create
+        .table(t())
+        .if_not_exists()
+        .col(
+            ColumnDef::new(Alias::new("gate"))
+                .string_len(160)
+                .not_null()
+                .primary_key(),
+        )
+        .col(count("pending"))
+        .col(time_column("pending_until", backend, true))
+        .col(count("failures"))
+        .col(time_column("window_start", backend, true))
+        .col(time_column("blocked_until", backend, true))
+        .col(time_column("updated_at", backend, false));
+    create_with_indexes(backend, create, &table, t(), &THROTTLE_INDEXES)
 }
 
 /// `create` and its indexes (name suffix, columns), in statements that can run twice: MySQL

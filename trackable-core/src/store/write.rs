@@ -84,7 +84,9 @@ const ATTEMPTS: u32 = 12;
 /// event of the same user, a deadlock, a serialization failure), waiting a little longer,
 /// with jitter, before each new attempt. Inside the caller's transaction, which the database
 /// has aborted, a conflict is returned as [`Error::Conflict`] at once.
-async fn retrying<C, T, F, Fut>(db: &C, mut attempt: F) -> Result<T>
+/// An attempt may itself run events inside its own transaction: their conflicts come back
+/// as [`Error::Conflict`], and are retried the same way.
+pub(crate) async fn retrying<C, T, F, Fut>(db: &C, mut attempt: F) -> Result<T>
 where
     C: Connection,
     F: FnMut(u32) -> Fut,
@@ -93,7 +95,7 @@ where
     let mut n = 0;
     loop {
         match attempt(n).await {
-            Err(Error::Db(source)) if is_conflict(&source) => {
+            Err(Error::Db(source) | Error::Conflict { source }) if is_conflict(&source) => {
                 n += 1;
                 if db.__in_transaction() || n >= ATTEMPTS {
                     return Err(Error::Conflict { source });

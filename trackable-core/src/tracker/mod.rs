@@ -4,7 +4,7 @@ use std::sync::{Arc, LazyLock};
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::action::Action;
-use crate::client::{ClientInfo, HashKey, IpPolicy, UserAgentPolicy};
+use crate::client::{ClientInfo, HashKey, IdentifierNormalization, IpPolicy, UserAgentPolicy};
 use crate::error::{Error, Result};
 use crate::event::{Event, log_event};
 use crate::store::connection::Connection;
@@ -58,6 +58,7 @@ pub struct Tracker {
     ip_policy: IpPolicy,
     user_agent: UserAgentPolicy,
     identifier_key: Option<HashKey>,
+    identifier_normalization: IdentifierNormalization,
     new_ip_hook: Option<Arc<dyn NewIpHook>>,
     database_clock: bool,
 }
@@ -72,6 +73,7 @@ impl fmt::Debug for Tracker {
             .field("ip_policy", &self.ip_policy)
             .field("user_agent", &self.user_agent)
             .field("identifier_key", &self.identifier_key)
+            .field("identifier_normalization", &self.identifier_normalization)
             .field("new_ip_hook", &self.new_ip_hook.is_some())
             .field("database_clock", &self.database_clock)
             .finish()
@@ -85,6 +87,7 @@ impl Default for Tracker {
             ip_policy: IpPolicy::default(),
             user_agent: UserAgentPolicy::default(),
             identifier_key: None,
+            identifier_normalization: IdentifierNormalization::default(),
             new_ip_hook: None,
             database_clock: false,
         }
@@ -137,9 +140,22 @@ impl Tracker {
 
     /// Sets the key that hashes the identifier of a failed login that matches no user
     /// ([`Tracker::failed_login_unknown`]). Without one, no trace of the identifier is kept.
+    ///
+    /// The identifier is normalised before it is hashed, by default trimmed and case-folded
+    /// ([`IdentifierNormalization::CaseFold`]), so that `"  Alice@Example.com "` and
+    /// `"alice@example.com"` have one hash; see [`Tracker::with_identifier_normalization`].
     #[must_use]
     pub fn with_identifier_key(mut self, key: HashKey) -> Self {
         self.identifier_key = Some(key);
+        self
+    }
+
+    /// Sets how identifiers are normalised before the key of
+    /// [`with_identifier_key`](Self::with_identifier_key) hashes them (default
+    /// [`IdentifierNormalization::CaseFold`]).
+    #[must_use]
+    pub fn with_identifier_normalization(mut self, normalization: IdentifierNormalization) -> Self {
+        self.identifier_normalization = normalization;
         self
     }
 
@@ -201,10 +217,18 @@ impl Tracker {
         }
     }
 
+    /// `identifier` under the tracker's [`IdentifierNormalization`].
+    pub(crate) fn normalize_identifier<'a>(
+        &self,
+        identifier: &'a str,
+    ) -> std::borrow::Cow<'a, str> {
+        self.identifier_normalization.apply(identifier)
+    }
+
     pub(crate) fn identifier_hash(&self, identifier: &str) -> Option<String> {
         self.identifier_key
             .as_ref()
-            .map(|key| key.hash_identifier(identifier))
+            .map(|key| key.hash_identifier(identifier, self.identifier_normalization))
     }
 
     /// Records a successful sign-in and returns the user row (fields mode) or the audit row

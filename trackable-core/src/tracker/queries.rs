@@ -88,7 +88,7 @@ impl Tracker {
         C: Connection,
         M: AuditTrail,
     {
-        count_user_failures(db, &AuditTables::of::<M>(), user, since, None).await
+        count_user_failures(db, &AuditTables::of::<M>(), user, since, None, None).await
     }
 
     /// `user`'s failed logins at or after `since`, newest first, at most `limit` (capped at
@@ -108,6 +108,7 @@ impl Tracker {
             db.get_database_backend(),
             user.__user_id(),
             since,
+            None,
             None,
             Some(limit.min(MAX_PAGE_SIZE)),
         );
@@ -179,8 +180,8 @@ impl Tracker {
 
     /// Records a failed login for an identifier (an email, a user name) that matched no
     /// user, in table `<audit table>_unknown`, so that
-    /// [`count_failed_logins_from`](Tracker::count_failed_logins_from) and
-    /// [`Lockout::check_ip`](crate::Lockout::check_ip) see username guessing.
+    /// [`count_failed_logins_from`](Tracker::count_failed_logins_from) sees username
+    /// guessing. [`Permit::failed`](crate::Permit::failed) calls it for such identifiers.
     ///
     /// The identifier is stored only as a keyed hash (HMAC-SHA256 under the
     /// [`with_identifier_key`](Tracker::with_identifier_key), 128 bits as `hmac:` and 32 hex digits):

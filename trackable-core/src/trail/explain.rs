@@ -54,11 +54,11 @@ where
         ("last_login", tables.last_login(backend, id.clone())),
         (
             "failed_logins_user",
-            tables.user_failures(backend, id.clone(), since, None, None),
+            tables.user_failures(backend, id.clone(), since, None, None, None),
         ),
         (
             "failed_logins_user_rows",
-            tables.user_failures(backend, id.clone(), since, None, Some(50)),
+            tables.user_failures(backend, id.clone(), since, None, None, Some(50)),
         ),
         ("failed_logins_ip", tables.ip_failures(backend, ip, since)),
         (

@@ -46,6 +46,7 @@ pub(crate) async fn count_user_failures<C, M>(
     user: &M,
     since: DateTime<Utc>,
     after_seq: Option<i64>,
+    from_ip: Option<&str>,
 ) -> Result<u64>
 where
     C: Connection,
@@ -56,6 +57,7 @@ where
         user.__user_id(),
         since,
         after_seq,
+        from_ip,
         None,
     );
     match db.query_one_raw(statement).await? {

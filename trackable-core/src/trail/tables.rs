@@ -145,14 +145,15 @@ impl AuditTables {
         sql.build()
     }
 
-    /// A user's failed logins at or after `since` (and after their event `after_seq`),
-    /// counted, or the newest `limit` of them. Index `(user_id, action, inserted_at)`.
+    /// A user's failed logins at or after `since` (and after their event `after_seq`, and
+    /// from stored IP `from_ip`), counted, or the newest `limit` of them. Index `(user_id, action, inserted_at)`.
     pub(crate) fn user_failures(
         &self,
         backend: DbBackend,
         user_id: Value,
         since: DateTime<Utc>,
         after_seq: Option<i64>,
+        from_ip: Option<&str>,
         limit: Option<u64>,
     ) -> Statement {
         let select = if limit.is_none() {
@@ -167,6 +168,9 @@ impl AuditTables {
             .param(since);
         if let Some(after) = after_seq {
             sql.push(" AND ").ident("seq").push(" > ").param(after);
+        }
+        if let Some(ip) = from_ip {
+            sql.push(" AND ").ident("remote_ip").push(" = ").param(ip);
         }
         if let Some(limit) = limit {
             sql.push(" ORDER BY ")
@@ -236,8 +240,28 @@ impl AuditTables {
         sql.build()
     }
 
-    /// The event numbers of a user's latest `lock`, `unlock` and `login`, and the time of the
-    /// latest `lock` (on PostgreSQL with `locked_readable`, whether that time can be read).
+    /// The number `n` of a user's locks at or after `since` and before their event
+    /// `before_seq`. Index `(user_id, action, inserted_at)`.
+    pub(crate) fn earlier_locks(
+        &self,
+        backend: DbBackend,
+        user_id: Value,
+        since: DateTime<Utc>,
+        before_seq: Option<i64>,
+    ) -> Statement {
+        let mut sql = self.user_action(backend, "COUNT(*) AS n", user_id, Action::Lock);
+        sql.push(" AND ")
+            .ident("inserted_at")
+            .push(" >= ")
+            .param(since);
+        if let Some(before) = before_seq {
+            sql.push(" AND ").ident("seq").push(" < ").param(before);
+        }
+        sql.build()
+    }
+
+    /// The event numbers of a user's latest `lock`, `unlock` and `login`, and the time and IP
+    /// of the latest `lock` (on PostgreSQL with `locked_readable`, whether that time can be read).
     /// Index `(user_id, action, seq)`, one seek each.
     pub(crate) fn lock_state(&self, backend: DbBackend, user_id: Value) -> Statement {
         let mut sql = Sql::new(backend);
@@ -248,6 +272,7 @@ impl AuditTables {
             ("MAX(seq)", Action::Unlock, "unlock_seq"),
             ("MAX(seq)", Action::Login, "login_seq"),
             ("inserted_at", Action::Lock, "locked_at"),
+            ("remote_ip", Action::Lock, "locked_ip"),
             ("readable", Action::Lock, "locked_readable"),
         ];
         for (i, (select, action, alias)) in columns.iter().enumerate() {
@@ -263,6 +288,9 @@ impl AuditTables {
                     sql.push("MAX(").ident("seq").push(")");
                 }
                 "readable" => readable_time(&mut sql, None, "inserted_at"),
+                "remote_ip" => {
+                    sql.ident("remote_ip");
+                }
                 _ if postgres => {
                     sql.push("CASE WHEN ");
                     readable_time(&mut sql, None, "inserted_at");
