@@ -355,3 +355,190 @@ async fn seed(db: &TestDb, users: usize, per_user: usize) -> Vec<member::Model> 
     txn.commit().await.unwrap();
     members
 }
+
+/// Every IP stored in the audit rows of `user`, in any column.
+async fn stored_ips(db: &TestDb, user: &member::Model) -> Vec<String> {
+    events_of(&db.db, user)
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|row| [row.remote_ip, row.current_sign_in_ip, row.last_sign_in_ip])
+        .flatten()
+        .collect()
+}
+
+#[tokio::test]
+async fn anonymising_by_age_reaches_every_copy_of_an_old_ip() {
+    for db in members(2).await.unwrap() {
+        let ada = new_member(&db.db, "ada@example.com").await.unwrap();
+        let bob = new_member(&db.db, "bob@example.com").await.unwrap();
+        let old = "2001:db8:1:2::7";
+        // Day 0 is 400 days before day 400, "now".
+        login(&db, 0, &ada, old).await;
+        login(&db, 395, &ada, "2001:db8:9::1").await; // last_sign_in_ip copies the old one
+        login(&db, 0, &bob, old).await;
+        fixed(396) // current_sign_in_ip copies the old login: no login since
+            .failed_login(&db.db, &bob, &bare_client("192.0.2.50"))
+            .await
+            .unwrap();
+        let cut_off = at(370);
+        anonymize_audit_ips::<member::Model>(&db.db, cut_off, &IpPolicy::truncate(), 2)
+            .await
+            .unwrap();
+        purge_audit_trail::<member::Model>(&db.db, cut_off, 2)
+            .await
+            .unwrap();
+        for user in [&ada, &bob] {
+            let ips = stored_ips(&db, user).await;
+            assert!(!ips.iter().any(|ip| ip == old), "{:?}: {ips:?}", db.backend);
+            assert!(
+                ips.iter().any(|ip| ip == "2001:db8:1::"),
+                "truncated: {ips:?}"
+            );
+        }
+        // What is newer than the cut-off stays as it was.
+        let ips = stored_ips(&db, &ada).await;
+        assert!(ips.iter().any(|ip| ip == "2001:db8:9::1"), "{ips:?}");
+        let ips = stored_ips(&db, &bob).await;
+        assert!(ips.iter().any(|ip| ip == "192.0.2.50"), "{ips:?}");
+        // The state still chains: the next login's last_* is the anonymised current_*.
+        let next = login(&db, 400, &bob, "192.0.2.51").await;
+        assert_eq!(next.last_sign_in_ip.as_deref(), Some("2001:db8:1::"));
+    }
+}
+
+#[tokio::test]
+async fn user_agents_older_than_the_cut_off_are_removed() {
+    for db in members(2).await.unwrap() {
+        let ada = new_member(&db.db, "ada@example.com").await.unwrap();
+        for day in [0, 1, 50] {
+            fixed(day)
+                .login(&db.db, &ada, &trackable::client("192.0.2.1"))
+                .await
+                .unwrap();
+        }
+        fixed(0)
+            .failed_login_unknown::<member::Model>(&db.db, "x", &trackable::client("192.0.2.1"))
+            .await
+            .unwrap();
+        let changed = trackable_core::forget_audit_user_agents::<member::Model>(&db.db, at(10), 1)
+            .await
+            .unwrap();
+        assert_eq!(changed, 3, "{:?}", db.backend);
+        let agents: Vec<_> = events_of(&db.db, &ada)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| row.user_agent.is_some())
+            .collect();
+        assert_eq!(agents, [false, false, true]);
+        let unknown: Vec<Option<String>> = db
+            .db
+            .query_all_raw(Statement::from_string(
+                db.backend,
+                "SELECT user_agent FROM member_events_unknown",
+            ))
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get("", "user_agent").unwrap())
+            .collect();
+        assert_eq!(unknown, [None]);
+    }
+}
+
+#[tokio::test]
+async fn fields_mode_sign_in_ips_older_than_the_cut_off_are_anonymised_or_cleared() {
+    use trackable::models::user;
+    for db in trackable::users(2).await.unwrap() {
+        let bob = trackable::new_user(&db.db, "bob@example.com")
+            .await
+            .unwrap();
+        let carol = trackable::new_user(&db.db, "carol@example.com")
+            .await
+            .unwrap();
+        for (user, day, ip) in [
+            (&bob, 0, "198.51.100.7"),
+            (&bob, 1, "198.51.100.8"),
+            (&carol, 0, "203.0.113.7"),
+            (&carol, 60, "203.0.113.99"),
+        ] {
+            fixed(day)
+                .login(&db.db, user, &bare_client(ip))
+                .await
+                .unwrap();
+        }
+        let find = |id| {
+            let db = &db;
+            async move {
+                let row = user::Entity::find_by_id(id)
+                    .one(&db.db)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                (row.current_sign_in_ip, row.last_sign_in_ip)
+            }
+        };
+        let policy = IpPolicy::truncate();
+        let changed =
+            trackable_core::anonymize_sign_in_ips::<user::Model>(&db.db, at(30), Some(&policy), 1)
+                .await
+                .unwrap();
+        assert_eq!(changed, 2, "{:?}", db.backend);
+        assert_eq!(
+            find(bob.id).await,
+            (Some("198.51.100.0".into()), Some("198.51.100.0".into()))
+        );
+        assert_eq!(
+            find(carol.id).await,
+            (Some("203.0.113.99".into()), Some("203.0.113.0".into())),
+            "the recent sign-in stays"
+        );
+        trackable_core::anonymize_sign_in_ips::<user::Model>(&db.db, at(30), None, 1)
+            .await
+            .unwrap();
+        assert_eq!(find(bob.id).await, (None, None), "cleared");
+        assert_eq!(find(carol.id).await.0.as_deref(), Some("203.0.113.99"));
+        // Table mode keeps these IPs in its trail: a typed error, nothing changed.
+        let error = trackable_core::anonymize_sign_in_ips::<member::Model>(&db.db, at(30), None, 1)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, trackable_core::Error::FieldsModeOnly));
+    }
+}
+
+#[tokio::test]
+async fn erasing_a_trail_leaves_no_row_of_the_user() {
+    for db in members(2).await.unwrap() {
+        let ada = new_member(&db.db, "ada@example.com").await.unwrap();
+        let bob = new_member(&db.db, "bob@example.com").await.unwrap();
+        for day in 0..4 {
+            login(&db, day, &ada, "192.0.2.1").await;
+        }
+        login(&db, 0, &bob, "192.0.2.2").await;
+        purge_audit_trail::<member::Model>(&db.db, at(2), 10)
+            .await
+            .unwrap();
+        let erased = trackable_core::erase_audit_trail(&db.db, &ada)
+            .await
+            .unwrap();
+        assert_eq!(erased, 2, "{:?}", db.backend);
+        assert!(events_of(&db.db, &ada).await.unwrap().is_empty());
+        let anchors: i64 = db
+            .db
+            .query_one_raw(Statement::from_string(
+                db.backend,
+                format!(
+                    "SELECT COUNT(*) AS n FROM member_events_anchors WHERE user_id = {}",
+                    ada.id
+                ),
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get("", "n")
+            .unwrap();
+        assert_eq!(anchors, 0);
+        assert_eq!(events_of(&db.db, &bob).await.unwrap().len(), 1);
+    }
+}

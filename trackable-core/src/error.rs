@@ -64,6 +64,13 @@ pub enum Error {
     /// identifier that matched no user. Nothing was written.
     #[error("a sign-in attempt of an identifier that matched no user cannot succeed")]
     NoUserToSignIn,
+    /// The audit trail cannot be verified: the tracker has no chain key
+    /// ([`Tracker::with_chain_key`](crate::Tracker::with_chain_key)).
+    #[error("verifying an audit trail needs the tracker's chain key (Tracker::with_chain_key)")]
+    NoChainKey,
+    /// A function for fields-mode models was called with a table-mode model.
+    #[error("this function is for fields-mode models; table mode keeps its IPs in the audit trail")]
+    FieldsModeOnly,
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbErr),

@@ -16,6 +16,8 @@ pub(crate) struct Event {
     pub(crate) database_clock: bool,
     pub(crate) ip: Option<String>,
     pub(crate) user_agent: Option<String>,
+    /// The key of the audit trail's hash chain, if the tracker keeps one.
+    pub(crate) chain: Option<crate::client::HashKey>,
 }
 
 /// The `tracing` event of one tracked event; `unknown_identifier` marks a failed login whose

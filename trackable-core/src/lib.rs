@@ -238,6 +238,15 @@
 //! short transactions, safe while logins are tracked. The purge never deletes a user's latest
 //! row: it carries the sign-in state that the next event continues from.
 //!
+//! **A tamper-evident trail.** Under [`Tracker::with_chain_key`], each audit row stores a MAC
+//! over the row before it and its own content; [`Tracker::verify_trail`] reports the first
+//! row altered, removed, inserted out of band or moved ([`BreakKind`]), across purges (which
+//! leave an anchor) and anonymisation. The newest [`TrailHead`] leaves the database as a
+//! `tracing` event, so deleting the newest rows is seen against a copy kept elsewhere. On
+//! PostgreSQL, [`Migration::with_append_only_trigger`] refuses other changes to the table.
+//! A deleted user's trail is erased ([`erase_audit_trail`]) or archived under a pseudonym
+//! ([`Tracker::archive_audit_trail`]).
+//!
 //! **Events.** Every tracked event, including a failed login for an unknown identifier, is a
 //! `tracing` event with target `trackable` and the fields `action`, `user_id`, `ip` (after the
 //! [`IpPolicy`]; empty when none is stored) and `outcome` (`recorded`, `skipped` for the
@@ -314,14 +323,18 @@ pub use state::{HasSignInState, SignInState};
 pub use store::connection::{Connection, begin_write};
 pub use trackable::{Migration, Mode, Trackable};
 pub use tracker::{
-    Clock, SystemClock, Tracker, track, track_failed_login, track_lock, track_login, track_logout,
-    track_password_reset, track_unlock, track_unlock_token,
+    Clock, SystemClock, Tracker, TrailsReport, track, track_failed_login, track_lock, track_login,
+    track_logout, track_password_reset, track_unlock, track_unlock_token,
 };
 pub use trail::explain::{QueryPlan, explain_audit_queries};
 pub use trail::hook::{NewIp, NewIpHook};
 pub use trail::queries::{HistoryPage, MAX_PAGE_SIZE};
-pub use trail::retention::{MAX_BATCH_SIZE, anonymize_audit_ips, purge_audit_trail};
+pub use trail::retention::{
+    MAX_BATCH_SIZE, anonymize_audit_ips, anonymize_sign_in_ips, erase_audit_trail,
+    forget_audit_user_agents, purge_audit_trail,
+};
 pub use trail::tables::AuditTrail;
+pub use trail::verify::{BreakKind, TrailBreak, TrailHead, TrailReport};
 
 /// Derives [`Trackable`](trait@Trackable) for a SeaORM user model. See the
 /// [crate documentation](crate#the-derive) for its attributes.

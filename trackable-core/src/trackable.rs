@@ -129,6 +129,8 @@ pub struct TableSpec<E: EntityTrait> {
 #[derive(Clone, Debug)]
 pub struct Migration {
     pub(crate) plan: Plan,
+    /// Whether the migration installs the append-only trigger (PostgreSQL, table mode).
+    pub(crate) append_only: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -156,6 +158,7 @@ impl Migration {
         big_count: bool,
     ) -> Self {
         Migration {
+            append_only: false,
             plan: Plan::Fields {
                 schema,
                 table,
@@ -173,6 +176,7 @@ impl Migration {
         table: String,
     ) -> Self {
         Migration {
+            append_only: false,
             plan: Plan::Table {
                 users_schema,
                 users,

@@ -200,6 +200,20 @@ impl HashKey {
         self.hash_parts(&[b"trackable identifier\0", identifier.as_bytes()])
     }
 
+    /// HMAC-SHA256 of `message` under the key, as 64 hex digits.
+    pub(crate) fn mac_hex(&self, message: &[u8]) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut mac = Hmac::clone(&self.0);
+        mac.update(message);
+        let digest = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(64);
+        for &byte in digest.iter() {
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+        }
+        out
+    }
+
     fn hash_parts(&self, parts: &[&[u8]]) -> String {
         const PREFIX: &str = "hmac:";
         const HEX: &[u8; 16] = b"0123456789abcdef";

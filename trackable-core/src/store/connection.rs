@@ -72,7 +72,8 @@ macro_rules! atomically {
 }
 pub(crate) use atomically;
 
-/// Begins the transaction of one event, at READ COMMITTED on PostgreSQL and MySQL.
+/// Begins the transaction of one event, at READ COMMITTED on PostgreSQL and MySQL, with
+/// `BEGIN IMMEDIATE` on SQLite.
 ///
 /// PostgreSQL: each statement reads the rows committed before it started, so the statement
 /// after the user-row lock sees the event that held the lock before, whatever the database's
@@ -87,7 +88,15 @@ pub(crate) async fn begin<C: Connection>(db: &C) -> Result<DatabaseTransaction, 
             db.begin_with_config(Some(sea_orm::IsolationLevel::ReadCommitted), None)
                 .await
         }
-        _ => db.begin().await,
+        // SQLite: holding the write lock from the start, it reads the rows of the events
+        // before it and nothing can come between its read and its write.
+        _ => {
+            db.begin_with_options(sea_orm::TransactionOptions {
+                sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+        }
     }
 }
 

@@ -71,17 +71,9 @@ impl Migration {
                         ColumnDef::new_with_type(Alias::new("user_id"), user_pk_type.clone())
                             .not_null(),
                     )
-                    .col(ColumnDef::new(Alias::new("seq")).big_integer().not_null())
-                    .col(
-                        ColumnDef::new(Alias::new("action"))
-                            .string_len(16)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Alias::new("sign_in_count"))
-                            .big_integer()
-                            .not_null(),
-                    )
+                    .col(big_integer("seq"))
+                    .col(action_column())
+                    .col(big_integer("sign_in_count"))
                     .col(time_column("current_sign_in_at", backend, true))
                     .col(ip_column("current_sign_in_ip"))
                     .col(time_column("last_sign_in_at", backend, true))
@@ -89,6 +81,8 @@ impl Migration {
                     .col(ip_column("remote_ip"))
                     .col(ColumnDef::new(Alias::new("user_agent")).text().null())
                     .col(time_column("inserted_at", backend, false))
+                    .col(hash_column("mac"))
+                    .col(hash_column("client_digest"))
                     .foreign_key(
                         ForeignKey::create()
                             .name(format!("fk_{table}_user_id"))
@@ -103,6 +97,21 @@ impl Migration {
                     create_with_indexes(backend, create, table, t(), &AUDIT_INDEXES);
                 statements.extend(unknown_up(users_schema.as_deref(), table, backend));
                 statements.extend(throttle_up(users_schema.as_deref(), table, backend));
+                statements.push(anchors_up(
+                    users_schema.as_deref(),
+                    users,
+                    user_pk,
+                    user_pk_type,
+                    table,
+                    backend,
+                ));
+                statements.extend(archive_up(users_schema.as_deref(), table, backend));
+                if self.append_only && backend == DbBackend::Postgres {
+                    statements.extend(super::postgres::pg_append_only_trigger(
+                        users_schema.as_deref(),
+                        table,
+                    ));
+                }
                 if backend == DbBackend::Postgres {
                     statements.push(super::postgres::pg_append_function(
                         users_schema.as_deref(),
@@ -114,6 +123,25 @@ impl Migration {
                 statements
             }
         }
+    }
+
+    /// On PostgreSQL, also installs a trigger that refuses `UPDATE`, `DELETE` and
+    /// `TRUNCATE` on the audit table, except inside the crate's own retention functions
+    /// ([`purge_audit_trail`](crate::purge_audit_trail), [`anonymize_audit_ips`](crate::anonymize_audit_ips),
+    /// [`forget_audit_user_agents`](crate::forget_audit_user_agents), [`erase_audit_trail`](crate::erase_audit_trail)),
+    /// which set `trackable.retention` for their transaction. Deleting a user then needs
+    /// [`erase_audit_trail`](crate::erase_audit_trail) first, in the same transaction: the
+    /// cascade is refused too. Other backends: no trigger.
+    ///
+    /// What it stops: an application bug, an ORM call, a compromised application role that
+    /// does not know about it. What it does not stop: a role that sets `trackable.retention`
+    /// itself, the table's owner or a superuser (`ALTER TABLE ... DISABLE TRIGGER`,
+    /// `session_replication_role = replica`). Against those, the hash chain and exported
+    /// heads are what tell.
+    #[must_use]
+    pub fn with_append_only_trigger(mut self) -> Self {
+        self.append_only = true;
+        self
     }
 
     /// The statements that revert the migration on `backend`, in order.
@@ -147,7 +175,23 @@ impl Migration {
                         table,
                     ));
                 }
+                if backend == DbBackend::Postgres {
+                    statements.push(super::postgres::pg_drop_append_only_trigger(
+                        users_schema.as_deref(),
+                        table,
+                    ));
+                }
                 statements.extend([
+                    backend.build(
+                        Table::drop()
+                            .table(table_ref(users_schema.as_deref(), &archive_table(table)))
+                            .if_exists(),
+                    ),
+                    backend.build(
+                        Table::drop()
+                            .table(table_ref(users_schema.as_deref(), &anchors_table(table)))
+                            .if_exists(),
+                    ),
                     backend.build(
                         Table::drop()
                             .table(table_ref(users_schema.as_deref(), &throttle_table(table)))
@@ -305,11 +349,17 @@ async fn upgrade_audit_table<C: ConnectionTrait>(
     let t = |sql: &mut Sql| {
         sql.table(schema, table);
     };
-    if !existing_columns(db, schema, table)
-        .await?
-        .iter()
-        .any(|column| column == "seq")
-    {
+    let existing = existing_columns(db, schema, table).await?;
+    for column in ["mac", "client_digest"] {
+        if !existing.iter().any(|name| name == column) {
+            let statement = Table::alter()
+                .table(table_ref(schema, table))
+                .add_column(hash_column(column))
+                .to_owned();
+            db.execute_raw(backend.build(&statement)).await?;
+        }
+    }
+    if !existing.iter().any(|column| column == "seq") {
         let mut add = Sql::new(backend);
         add.push("ALTER TABLE ");
         t(&mut add);
@@ -476,6 +526,106 @@ fn unknown_up(schema: Option<&str>, audit: &str, backend: DbBackend) -> Vec<Stat
     create_with_indexes(backend, create, &table, t(), &UNKNOWN_INDEXES)
 }
 
+/// The table of the purge's anchors, beside audit table `table`: per user, the event
+/// number and `mac` of the latest row purged, where verification of the chain starts.
+pub(crate) fn anchors_table(table: &str) -> String {
+    format!("{table}_anchors")
+}
+
+/// Creates the table of the purge's anchors, one row per user, deleted with the user.
+fn anchors_up(
+    schema: Option<&str>,
+    users: &str,
+    user_pk: &str,
+    user_pk_type: &sea_orm::sea_query::ColumnType,
+    audit: &str,
+    backend: DbBackend,
+) -> Statement {
+    let table = anchors_table(audit);
+    let t = || table_ref(schema, &table);
+    let mut create = Table::create();
+    create
+        .table(t())
+        .if_not_exists()
+        .col(
+            ColumnDef::new_with_type(Alias::new("user_id"), user_pk_type.clone())
+                .not_null()
+                .primary_key(),
+        )
+        .col(big_integer("seq"))
+        .col(hash_column("mac"))
+        .foreign_key(
+            ForeignKey::create()
+                .name(format!("fk_{table}_user_id"))
+                .from(t(), Alias::new("user_id"))
+                .to(table_ref(schema, users), Alias::new(user_pk))
+                .on_delete(ForeignKeyAction::Cascade),
+        );
+    backend.build(&create)
+}
+
+/// The table of archived trails, beside audit table `table`: the rows of deleted users,
+/// under a pseudonym (see [`Tracker::archive_audit_trail`](crate::Tracker::archive_audit_trail)).
+pub(crate) fn archive_table(table: &str) -> String {
+    format!("{table}_archive")
+}
+
+/// Creates the table of archived trails: the audit table's columns with the user's key
+/// replaced by `subject`, a keyed digest of it, and the anchor the trail starts from.
+fn archive_up(schema: Option<&str>, audit: &str, backend: DbBackend) -> Vec<Statement> {
+    let table = archive_table(audit);
+    let t = || table_ref(schema, &table);
+    let mut create = Table::create();
+    create
+        .table(t())
+        .if_not_exists()
+        .col(event_id())
+        .col(
+            ColumnDef::new(Alias::new("subject"))
+                .string_len(64)
+                .not_null(),
+        )
+        .col(big_integer("seq"))
+        .col(action_column())
+        .col(big_integer("sign_in_count"))
+        .col(time_column("current_sign_in_at", backend, true))
+        .col(time_column("last_sign_in_at", backend, true))
+        .col(time_column("inserted_at", backend, false))
+        .col(hash_column("client_digest"))
+        .col(hash_column("mac"))
+        .col(big_integer("anchor_seq"))
+        .col(hash_column("anchor_mac"))
+        .col(time_column("archived_at", backend, false));
+    create_with_indexes(backend, create, &table, t(), &ARCHIVE_INDEXES)
+}
+
+/// The indexes of the archive: a trail in order, each event number once.
+const ARCHIVE_INDEXES: [(&str, &[&str]); 1] = [(UNIQUE_SUBJECT_SEQ, &["subject", "seq"])];
+
+/// The unique index of an archived trail's event numbers.
+const UNIQUE_SUBJECT_SEQ: &str = "subject_seq";
+
+/// A `BIGINT NOT NULL` column.
+fn big_integer(name: &str) -> ColumnDef {
+    let mut column = ColumnDef::new(Alias::new(name));
+    column.big_integer().not_null();
+    column
+}
+
+/// The `action` column: the stable name of an event.
+fn action_column() -> ColumnDef {
+    let mut column = ColumnDef::new(Alias::new("action"));
+    column.string_len(16).not_null();
+    column
+}
+
+/// A hex digest: HMAC-SHA256, 64 hex digits.
+fn hash_column(name: &str) -> ColumnDef {
+    let mut column = ColumnDef::new(Alias::new(name));
+    column.string_len(64).null();
+    column
+}
+
 /// The table of the lockout's gates, beside audit table `table`.
 pub(crate) fn throttle_table(table: &str) -> String {
     format!("{table}_throttle")
@@ -493,11 +643,6 @@ const THROTTLE_INDEXES: [(&str, &[&str]); 1] = [
 fn throttle_up(schema: Option<&str>, audit: &str, backend: DbBackend) -> Vec<Statement> {
     let table = throttle_table(audit);
     let t = || table_ref(schema, &table);
-    let count = |name: &str| {
-        let mut column = ColumnDef::new(Alias::new(name));
-        column.big_integer().not_null();
-        column
-    };
     let mut create = Table::create();
     create
         .table(t())
@@ -508,9 +653,9 @@ fn throttle_up(schema: Option<&str>, audit: &str, backend: DbBackend) -> Vec<Sta
                 .not_null()
                 .primary_key(),
         )
-        .col(count("pending"))
+        .col(big_integer("pending"))
         .col(time_column("pending_until", backend, true))
-        .col(count("failures"))
+        .col(big_integer("failures"))
         .col(time_column("window_start", backend, true))
         .col(time_column("blocked_until", backend, true))
         .col(time_column("updated_at", backend, false));
@@ -534,7 +679,7 @@ fn create_with_indexes(
         for column in *columns {
             index.col(Alias::new(*column));
         }
-        if *suffix == UNIQUE_SEQ {
+        if *suffix == UNIQUE_SEQ || *suffix == UNIQUE_SUBJECT_SEQ {
             index.unique();
         }
         if backend == DbBackend::MySql {

@@ -2,6 +2,7 @@
 //! and what differs between backends. It knows the tracking columns and the audit table's
 //! shape, but nothing of queries, policies or hooks.
 
+pub(crate) mod chain;
 pub(crate) mod connection;
 pub(crate) mod migration;
 pub(crate) mod postgres;

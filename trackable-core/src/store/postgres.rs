@@ -57,6 +57,78 @@ pub(crate) fn pg_drop_append_function(schema: Option<&str>, table: &str) -> Stat
     sql.build()
 }
 
+/// The trigger function that keeps audit table `table` append-only.
+fn append_only_function_name(table: &str) -> String {
+    format!("{table}_append_only")
+}
+
+/// The statements that install the append-only trigger on audit table `table`: `UPDATE`,
+/// `DELETE` and `TRUNCATE` fail with SQLSTATE 42501 unless `trackable.retention` is `on`
+/// for the transaction, as the crate's retention functions set it.
+pub(crate) fn pg_append_only_trigger(schema: Option<&str>, table: &str) -> Vec<Statement> {
+    let function = append_only_function_name(table);
+    let mut create = Sql::new(DbBackend::Postgres);
+    create
+        .push("CREATE OR REPLACE FUNCTION ")
+        .table(schema, &function)
+        .push("() RETURNS trigger LANGUAGE plpgsql AS ")
+        .push(TAG)
+        .push(
+            " BEGIN \
+             IF current_setting('trackable.retention', true) = 'on' THEN \
+               IF TG_LEVEL = 'STATEMENT' THEN RETURN NULL; END IF; \
+               IF TG_OP = 'DELETE' THEN RETURN OLD; END IF; \
+               RETURN NEW; \
+             END IF; \
+             RAISE EXCEPTION 'the audit table % is append-only: its rows change only through \
+             the retention functions of trackable', TG_TABLE_NAME USING ERRCODE = '42501'; \
+             END ",
+        )
+        .push(TAG);
+    let mut statements = vec![dollar_quoted(create.build())];
+    for (suffix, when, each) in [
+        ("", "UPDATE OR DELETE", "ROW"),
+        ("_truncate", "TRUNCATE", "STATEMENT"),
+    ] {
+        let trigger = format!("{function}{suffix}");
+        let mut drop = Sql::new(DbBackend::Postgres);
+        drop.push("DROP TRIGGER IF EXISTS ")
+            .ident(&trigger)
+            .push(" ON ")
+            .table(schema, table);
+        let mut create = Sql::new(DbBackend::Postgres);
+        create
+            .push("CREATE TRIGGER ")
+            .ident(&trigger)
+            .push(" BEFORE ")
+            .push(when)
+            .push(" ON ")
+            .table(schema, table)
+            .push(" FOR EACH ")
+            .push(each)
+            .push(" EXECUTE FUNCTION ")
+            .table(schema, &function)
+            .push("()");
+        statements.extend([drop.build(), create.build()]);
+    }
+    statements
+}
+
+/// Drops the append-only trigger of audit table `table` and its function, if there.
+pub(crate) fn pg_drop_append_only_trigger(schema: Option<&str>, table: &str) -> Statement {
+    let mut sql = Sql::new(DbBackend::Postgres);
+    sql.push("DROP FUNCTION IF EXISTS ")
+        .table(schema, &append_only_function_name(table))
+        .push("() CASCADE");
+    sql.build()
+}
+
+/// `SET LOCAL trackable.retention = 'on'`: lets the crate's retention functions change rows
+/// of an append-only audit table (see [`pg_append_only_trigger`]) in their transaction.
+pub(crate) fn pg_retention_statement() -> Statement {
+    Statement::from_string(DbBackend::Postgres, "SET LOCAL trackable.retention = 'on'")
+}
+
 /// The placeholder of the function body's dollar-quote tag, replaced by [`dollar_quoted`].
 const TAG: &str = "\u{0}tag\u{0}";
 

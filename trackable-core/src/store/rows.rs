@@ -59,6 +59,17 @@ pub(crate) fn readable_time(sql: &mut Sql, alias: Option<&str>, column: &str) {
     sql.push(" < '262000-01-01 00:00:00+00'))");
 }
 
+/// `Err(InvalidData)` if PostgreSQL said that `row` holds a time that cannot be read.
+pub(crate) fn check_readable(row: &QueryResult) -> Result<()> {
+    match row.try_get::<Option<bool>>("", READABLE) {
+        Ok(Some(false)) => Err(Error::InvalidData {
+            model: "audit row",
+            what: "a time outside the years -262143 to 262142 (such as infinity)".to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// `row` as an `R`, unless PostgreSQL said that it holds a time that cannot be read.
 pub(crate) fn decode<R: FromQueryResult>(row: &QueryResult) -> Result<R> {
     if let Ok(Some(false)) = row.try_get::<Option<bool>>("", READABLE) {

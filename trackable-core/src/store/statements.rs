@@ -161,6 +161,9 @@ pub(crate) const AUDIT_COLUMNS: [&str; 11] = [
     "inserted_at",
 ];
 
+/// The columns of the hash chain, written only under a chain key.
+pub(crate) const CHAIN_COLUMNS: [&str; 2] = ["mac", "client_digest"];
+
 /// The inputs of the table-mode statement: bound parameters of one event, or the parameters
 /// of the PostgreSQL function that runs it (see [`pg_append_function`]).
 pub(crate) enum Args<'a> {

@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DbBackend, IdenStatic, QueryResult, Statement};
 
+use super::chain;
 use super::connection::{Connection, atomically};
 use super::postgres::pg_append_function_name;
-use super::rows::{AUDIT_TIMES, decode, get, not_found, push_readable};
+use super::rows::{AUDIT_TIMES, check_readable, decode, get, not_found, push_readable, value_text};
 use super::sql::Sql;
 use super::statements::{
-    AUDIT_COLUMNS, Arg, Args, audit_insert, fields_update, lock_user, select_user,
+    AUDIT_COLUMNS, Arg, Args, CHAIN_COLUMNS, audit_insert, fields_update, lock_user, select_user,
 };
 use crate::action::Action;
 use crate::error::{Error, Result, is_conflict, is_undefined_function};
@@ -26,10 +27,12 @@ use crate::state::SignInState;
 use crate::trackable::{EntityOf, FieldColumns, Mode, TableSpec, Trackable, Tracking, table_of};
 
 /// Where an appended audit row is: its `id` and the user's event number `seq`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Appended {
     pub(crate) id: i64,
     pub(crate) seq: i64,
+    /// Its `mac`, under a chain key.
+    pub(crate) mac: Option<String>,
 }
 
 /// Whether `action` writes anything for models of type `M`: in fields mode, only logins and
@@ -72,6 +75,10 @@ where
         Mode::Table { .. } => Some(Appended {
             id: get(&row, "id")?,
             seq: get(&row, "seq")?,
+            mac: match event.chain {
+                Some(_) => get(&row, "mac")?,
+                None => None,
+            },
         }),
     };
     Ok((record, appended))
@@ -249,6 +256,9 @@ where
         user_id: &id,
     };
 
+    if event.chain.is_some() {
+        return append_read_then_insert(db, user, spec, event).await;
+    }
     if backend == DbBackend::Postgres && attempt == 0 && !db.__in_transaction() {
         // One statement: the function created by the table-mode migration.
         let mut call = Sql::new(backend);
@@ -328,7 +338,10 @@ where
     })
 }
 
-/// Appends on MySQL, which has no `RETURNING`.
+/// Appends by reading the user's latest row under the user-row lock, computing the next
+/// one here and inserting it with `VALUES`: on MySQL, which has no `RETURNING`, and on every
+/// backend when the tracker keeps a hash chain (the row's MAC is computed here, under the
+/// chain key).
 async fn append_read_then_insert<C, M>(
     db: &C,
     user: &M,
@@ -344,58 +357,90 @@ where
     let id = user.__user_id();
     atomically!(db, |conn| {
         async {
+            // SQLite: the transaction began with `BEGIN IMMEDIATE`, so it holds the write
+            // lock already, unless it is the caller's (see `begin_write`).
             if !lock(conn, user).await? {
                 return Ok(None);
             }
-            // MySQL, under the user-row lock: read the latest row, compute the next one, and
-            // insert it with VALUES. An `INSERT ... SELECT`, or a locking read of the latest
-            // row, takes gap locks in REPEATABLE READ that deadlock the events of users whose
-            // rows are neighbours in the index. A plain read sees every event committed
-            // before the lock, unless the caller's transaction read (and so fixed its
-            // snapshot) before it: then the next number is taken, the unique key refuses the
-            // row, and the caller gets a retryable `Error::Conflict`, never a duplicate.
-            let mut latest = select_where(
-                backend,
-                schema.as_deref(),
-                spec.table,
-                "user_id",
-                id.clone(),
-            );
-            latest.push(" ORDER BY ").ident("seq").push(" DESC LIMIT 1");
+            // MySQL: an `INSERT ... SELECT`, or a locking read of the latest row, takes gap
+            // locks in REPEATABLE READ that deadlock the events of users whose rows are
+            // neighbours in the index. A plain read sees every event committed before the
+            // lock, unless the caller's transaction read (and so fixed its snapshot) before
+            // it: then the next number is taken, the unique key refuses the row, and the
+            // caller gets a retryable `Error::Conflict`, never a duplicate.
+            let mut latest = Sql::new(backend);
+            latest.push("SELECT *");
+            push_readable(&mut latest, &AUDIT_TIMES);
+            latest
+                .push(" FROM ")
+                .table(schema.as_deref(), spec.table)
+                .push(" WHERE ")
+                .ident("user_id")
+                .push(" = ")
+                .param(id.clone())
+                .push(" ORDER BY ")
+                .ident("seq")
+                .push(" DESC LIMIT 1");
             let previous = match conn.query_one_raw(latest.build()).await? {
-                Some(row) => Some((
-                    get::<i64>(&row, "seq")?,
-                    SignInState {
+                Some(row) => {
+                    check_readable(&row)?;
+                    let mac = match &event.chain {
+                        Some(_) => get::<Option<String>>(&row, "mac")?,
+                        None => None,
+                    };
+                    let state = SignInState {
                         sign_in_count: get(&row, "sign_in_count")?,
                         current_sign_in_at: get(&row, "current_sign_in_at")?,
                         current_sign_in_ip: get(&row, "current_sign_in_ip")?,
                         last_sign_in_at: get(&row, "last_sign_in_at")?,
                         last_sign_in_ip: get(&row, "last_sign_in_ip")?,
-                    },
-                )),
+                    };
+                    Some((get::<i64>(&row, "seq")?, state, mac))
+                }
                 None => None,
             };
-            let (seq, state) = previous.unwrap_or_default();
+            let (seq, state, previous_mac) = previous.unwrap_or_default();
             if seq == i64::MAX || (event.action == Action::Login && state.sign_in_count == i64::MAX)
             {
                 return Ok(None);
             }
-            let now = if event.database_clock {
-                let clock = Statement::from_string(backend, "SELECT UTC_TIMESTAMP(6) AS now");
-                match conn.query_one_raw(clock).await? {
-                    Some(row) => get(&row, "now")?,
-                    None => event.now,
-                }
-            } else {
-                event.now
-            };
+            let now = database_now(conn, event).await?;
             let next = state.apply(event.action, now, event.ip.as_deref());
+            let (mac, client_digest) = match &event.chain {
+                Some(key) => {
+                    let client_digest = chain::client_digest(
+                        key,
+                        event.ip.as_deref(),
+                        next.current_sign_in_ip.as_deref(),
+                        next.last_sign_in_ip.as_deref(),
+                        event.user_agent.as_deref(),
+                    );
+                    let subject = chain::subject(key, &value_text(&id));
+                    let link = chain::Link {
+                        subject: &subject,
+                        seq: seq + 1,
+                        action: event.action.as_str(),
+                        sign_in_count: next.sign_in_count,
+                        current_sign_in_at: next.current_sign_in_at,
+                        last_sign_in_at: next.last_sign_in_at,
+                        inserted_at: now,
+                        client_digest: Some(&client_digest),
+                    };
+                    let mac = chain::mac(key, &link, previous_mac.as_deref());
+                    (Some(mac), Some(client_digest))
+                }
+                None => (None, None),
+            };
             let mut values = Sql::new(backend);
             values
                 .push("INSERT INTO ")
                 .table(schema.as_deref(), spec.table)
                 .push(" (")
-                .idents(AUDIT_COLUMNS)
+                .idents(AUDIT_COLUMNS);
+            if mac.is_some() {
+                values.push(", ").idents(CHAIN_COLUMNS);
+            }
+            values
                 .push(") VALUES (")
                 .param(id.clone())
                 .push(", ")
@@ -417,8 +462,16 @@ where
                 .push(", ")
                 .param(event.user_agent.clone())
                 .push(", ")
-                .param(now)
-                .push(")");
+                .param(now);
+            if let (Some(mac), Some(client_digest)) = (mac, client_digest) {
+                values.push(", ").param(mac).push(", ").param(client_digest);
+            }
+            values.push(")");
+            if conn.support_returning() {
+                values.push(" RETURNING *");
+                push_readable(&mut values, &AUDIT_TIMES);
+                return first_row(conn, values.build()).await;
+            }
             let done = conn.execute_raw(values.build()).await?;
             let id = done.last_insert_id() as i64;
             let select = select_where(backend, schema.as_deref(), spec.table, "id", id);
@@ -426,4 +479,27 @@ where
         }
         .await
     })
+}
+
+/// The time of an event written by [`append_read_then_insert`]: the database's clock under
+/// [`Tracker::with_database_clock`](crate::Tracker::with_database_clock), read after the
+/// user-row lock, otherwise the tracker's.
+async fn database_now<C: ConnectionTrait>(
+    conn: &C,
+    event: &Event,
+) -> Result<chrono::DateTime<chrono::Utc>> {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        _ if !event.database_clock => return Ok(event.now),
+        DbBackend::MySql => "SELECT UTC_TIMESTAMP(6) AS now",
+        DbBackend::Postgres => "SELECT clock_timestamp() AS now",
+        _ => return Ok(event.now),
+    };
+    match conn
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await?
+    {
+        Some(row) => get(&row, "now"),
+        None => Ok(event.now),
+    }
 }

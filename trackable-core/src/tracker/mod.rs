@@ -15,6 +15,8 @@ use crate::trail::hook::{self, NewIpHook};
 
 mod queries;
 
+pub use queries::TrailsReport;
+
 /// Where a [`Tracker`] reads the time of an event.
 pub trait Clock: Send + Sync {
     /// The current time.
@@ -61,6 +63,7 @@ pub struct Tracker {
     identifier_normalization: IdentifierNormalization,
     new_ip_hook: Option<Arc<dyn NewIpHook>>,
     database_clock: bool,
+    chain_key: Option<HashKey>,
 }
 
 impl fmt::Debug for Tracker {
@@ -76,6 +79,7 @@ impl fmt::Debug for Tracker {
             .field("identifier_normalization", &self.identifier_normalization)
             .field("new_ip_hook", &self.new_ip_hook.is_some())
             .field("database_clock", &self.database_clock)
+            .field("chain_key", &self.chain_key)
             .finish()
     }
 }
@@ -90,6 +94,7 @@ impl Default for Tracker {
             identifier_normalization: IdentifierNormalization::default(),
             new_ip_hook: None,
             database_clock: false,
+            chain_key: None,
         }
     }
 }
@@ -165,6 +170,26 @@ impl Tracker {
     pub fn on_new_ip(mut self, hook: impl NewIpHook + 'static) -> Self {
         self.new_ip_hook = Some(Arc::new(hook));
         self
+    }
+
+    /// Keeps a keyed hash chain over each user's audit trail (table mode): every row written
+    /// stores `mac`, an HMAC-SHA256 under `key` of the previous row's `mac` and the row's
+    /// content, so that [`Tracker::verify_trail`] finds any row altered, removed, inserted
+    /// out of band or moved. Load the key from the application's secret store, and keep it
+    /// away from the database: whoever holds it can rewrite a trail undetected.
+    ///
+    /// Each row is then computed here and inserted under the user-row lock (the read and the
+    /// insert are two statements, in a transaction), instead of one `INSERT ... SELECT` or
+    /// the PostgreSQL append function. The order, counts and conflicts are as without it.
+    /// Without a key nothing is chained and `mac` stays `NULL`.
+    #[must_use]
+    pub fn with_chain_key(mut self, key: HashKey) -> Self {
+        self.chain_key = Some(key);
+        self
+    }
+
+    pub(crate) fn chain_key(&self) -> Option<&HashKey> {
+        self.chain_key.as_ref()
     }
 
     /// The IP privacy policy.
@@ -314,9 +339,25 @@ impl Tracker {
             Ok(_) => log(&event, user, "recorded", None),
             Err(error) => log(&event, user, "failed", Some(error)),
         }
-        let (record, audit_id) = outcome?;
-        if let (Some(hook), Some(audit_id), Action::Login) = (&self.new_ip_hook, audit_id, action) {
-            hook::after_login(&**hook, db, user, &record, &event, audit_id).await;
+        let (record, appended) = outcome?;
+        if let Some(engine::Appended {
+            seq,
+            mac: Some(mac),
+            ..
+        }) = &appended
+        {
+            // The trail's head leaves the database: deleting the newest rows can then be
+            // told from a copy of the logs (see `Tracker::verify_trail`).
+            tracing::info!(
+                target: "trackable::chain",
+                user_id = %value_text(&user.__user_id()),
+                seq,
+                mac = %mac,
+                "trail head"
+            );
+        }
+        if let (Some(hook), Some(appended), Action::Login) = (&self.new_ip_hook, appended, action) {
+            hook::after_login(&**hook, db, user, &record, &event, appended).await;
         }
         Ok(record)
     }
@@ -329,6 +370,7 @@ impl Tracker {
             database_clock: self.database_clock,
             ip: client.ip().and_then(|ip| self.ip_policy.apply(ip)),
             user_agent: client.user_agent().and_then(|ua| self.user_agent.apply(ua)),
+            chain: self.chain_key.clone(),
         }
     }
 }

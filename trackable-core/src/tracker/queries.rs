@@ -10,9 +10,12 @@ use crate::client::ClientInfo;
 use crate::error::{Error, Result};
 use crate::event::log_event;
 use crate::store::connection::Connection;
-use crate::store::rows::{decode, get};
+use sea_orm::{EntityTrait, Iterable, ModelTrait, PaginatorTrait, PrimaryKeyToColumn, QueryOrder};
+
+use crate::store::rows::{decode, get, value_text};
 use crate::trail::queries::{HistoryPage, MAX_PAGE_SIZE, count_user_failures, ip_failures};
 use crate::trail::tables::{AuditTables, AuditTrail};
+use crate::trail::verify::{self, TrailHead, TrailReport};
 
 /// # Queries on the audit trail (table mode)
 ///
@@ -221,4 +224,147 @@ impl Tracker {
         log_event(&event, "", result, error, true);
         outcome
     }
+}
+
+/// Every user's trail, verified by [`Tracker::verify_trails`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrailsReport {
+    /// Users whose trail was verified.
+    pub users: u64,
+    /// Rows verified.
+    pub rows: u64,
+    /// The users whose trail broke (their key as text), with the report.
+    pub broken: Vec<(String, TrailReport)>,
+}
+
+/// # The hash chain (table mode, under [`Tracker::with_chain_key`])
+impl Tracker {
+    /// Verifies `user`'s trail: each row's `mac` against its content and the row before,
+    /// from the first row, or from the purge's anchor after a purge. With `head` (a
+    /// [`TrailHead`] kept outside the database), also that no newer rows were removed and the
+    /// head's row is the one exported. Returns the first break, if any, with its kind.
+    ///
+    /// Anonymised IPs and removed user agents do not break the chain (it covers them through
+    /// `client_digest`, taken when the row was written); neither would other values written
+    /// into those columns. Rows written before the key was set are counted as `unchained`.
+    pub async fn verify_trail<C, M>(
+        &self,
+        db: &C,
+        user: &M,
+        head: Option<&TrailHead>,
+    ) -> Result<TrailReport>
+    where
+        C: Connection,
+        M: AuditTrail,
+    {
+        let key = self.chain_key().ok_or(Error::NoChainKey)?;
+        verify::verify(db, &AuditTables::of::<M>(), key, user.__user_id(), head).await
+    }
+
+    /// Keeps `user`'s trail when the user is deleted, under a pseudonym: moves its rows to
+    /// `<table>_archive` with the user's key replaced by a keyed digest of it (returned, the
+    /// same the chain uses), and without IPs and user agents; then erases the trail and the
+    /// user's anchor (see [`erase_audit_trail`](crate::erase_audit_trail)). Run it in the
+    /// transaction that deletes the user. The archived trail still verifies
+    /// ([`Tracker::verify_archived_trail`]). Needs the chain key.
+    ///
+    /// Which to choose when a user is deleted: under the GDPR's right to erasure, erase (or
+    /// let the foreign key cascade): a pseudonymised trail is still personal data for
+    /// whoever holds the key. Where security logs must be kept (OWASP ASVS 16.4, a legal
+    /// hold), archive: the trail keeps what happened and when, and stays verifiable, without
+    /// the user's key, IPs or user agents.
+    pub async fn archive_audit_trail<C, M>(&self, db: &C, user: &M) -> Result<(String, u64)>
+    where
+        C: Connection,
+        M: AuditTrail,
+    {
+        let key = self.chain_key().ok_or(Error::NoChainKey)?;
+        let subject = crate::store::chain::subject(key, &value_text(&user.__user_id()));
+        let now = self.now_in(db).await?;
+        let rows = crate::trail::retention::archive(db, user, &subject, now).await?;
+        Ok((subject, rows))
+    }
+
+    /// Verifies the archived trail of pseudonym `subject` (from
+    /// [`Tracker::archive_audit_trail`]).
+    pub async fn verify_archived_trail<C, M>(&self, db: &C, subject: &str) -> Result<TrailReport>
+    where
+        C: Connection,
+        M: AuditTrail,
+    {
+        let key = self.chain_key().ok_or(Error::NoChainKey)?;
+        verify::verify_archived(db, &AuditTables::of::<M>(), key, subject).await
+    }
+
+    /// The newest row of `user`'s trail, to keep outside the database.
+    pub async fn trail_head<C, M>(&self, db: &C, user: &M) -> Result<Option<TrailHead>>
+    where
+        C: Connection,
+        M: AuditTrail,
+    {
+        verify::head(db, &AuditTables::of::<M>(), user.__user_id()).await
+    }
+
+    /// Verifies the trail of every user of `M`, `batch` users at a time (in primary-key
+    /// order), and returns the broken ones.
+    pub async fn verify_trails<C, M>(&self, db: &C, batch: u64) -> Result<TrailsReport>
+    where
+        C: Connection,
+        M: AuditTrail,
+        <M as ModelTrait>::Entity: EntityTrait<Model = M>,
+    {
+        let mut report = TrailsReport::default();
+        let mut page = 0;
+        loop {
+            let users = users_page::<C, M>(db, page, batch).await?;
+            for user in &users {
+                let trail = self.verify_trail(db, user, None).await?;
+                report.users += 1;
+                report.rows += trail.checked;
+                if !trail.is_intact() {
+                    report.broken.push((value_text(&user.__user_id()), trail));
+                }
+            }
+            if (users.len() as u64) < batch.max(1) {
+                return Ok(report);
+            }
+            page += 1;
+        }
+    }
+
+    /// The heads of the trails of page `page` of `M`'s users (`page_size` users, in
+    /// primary-key order), to export: see [`TrailHead`].
+    pub async fn trail_heads<C, M>(
+        &self,
+        db: &C,
+        page: u64,
+        page_size: u64,
+    ) -> Result<Vec<TrailHead>>
+    where
+        C: Connection,
+        M: AuditTrail,
+        <M as ModelTrait>::Entity: EntityTrait<Model = M>,
+    {
+        let mut heads = Vec::new();
+        for user in users_page::<C, M>(db, page, page_size).await? {
+            heads.extend(self.trail_head(db, &user).await?);
+        }
+        Ok(heads)
+    }
+}
+
+async fn users_page<C, M>(db: &C, page: u64, page_size: u64) -> Result<Vec<M>>
+where
+    C: Connection,
+    M: AuditTrail,
+    <M as ModelTrait>::Entity: EntityTrait<Model = M>,
+{
+    let mut select = <M as ModelTrait>::Entity::find();
+    for key in <<M as ModelTrait>::Entity as EntityTrait>::PrimaryKey::iter() {
+        select = select.order_by_asc(key.into_column());
+    }
+    Ok(select
+        .paginate(db, page_size.max(1))
+        .fetch_page(page)
+        .await?)
 }

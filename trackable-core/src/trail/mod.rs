@@ -7,3 +7,4 @@ pub(crate) mod hook;
 pub(crate) mod queries;
 pub(crate) mod retention;
 pub(crate) mod tables;
+pub(crate) mod verify;
