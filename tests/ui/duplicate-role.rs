@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
 
 #[derive(trackable_core::Trackable)]
+#[sea_orm(table_name = "users")]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i32,

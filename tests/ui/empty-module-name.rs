@@ -1,4 +1,5 @@
 #[derive(trackable_core::Trackable)]
+#[sea_orm(table_name = "users")]
 #[trackable(table = "trackables", module = "")]
 pub struct Model {
     #[sea_orm(primary_key)]

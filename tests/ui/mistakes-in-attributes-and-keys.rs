@@ -1,4 +1,5 @@
 #[derive(trackable_core::Trackable)]
+#[sea_orm(table_name = "users")]
 #[trackable(tabel = "trackables")]
 #[trackable(table = "trackables")]
 pub struct Model {

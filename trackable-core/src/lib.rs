@@ -43,6 +43,7 @@
 //! assert!(user.sign_in_count >= 1);
 //! trackable_core::track_logout(db, &user, &client).await?;
 //! # Ok(()) }
+//! # fn main() {}
 //! ```
 //!
 //! # Events

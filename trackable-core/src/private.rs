@@ -8,82 +8,77 @@ use sea_orm::EntityTrait;
 pub use crate::trackable::{FieldColumns, TableSpec, Tracking};
 use crate::trackable::{Migration, table_of};
 
+// The derive checks each field's type against a trait of its own, generated beside the model
+// with a message naming the type as the user wrote it; those traits are implemented through
+// the ones below, so these never appear in an error.
+
 /// Types that can hold a sign-in count.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot hold a sign-in count",
-    label = "write `i32`, `i64`, `Option<i32>` or `Option<i64>` here",
-    note = "the count is incremented in SQL; NULL counts as 0"
-)]
-pub trait SignInCount {
+pub trait ReadCount {
     /// The count, NULL counting as 0.
     fn get(&self) -> i64;
 }
-impl SignInCount for i32 {
+impl ReadCount for i32 {
     fn get(&self) -> i64 {
         i64::from(*self)
     }
 }
-impl SignInCount for i64 {
+impl ReadCount for i64 {
     fn get(&self) -> i64 {
         *self
     }
 }
-impl SignInCount for Option<i32> {
+impl ReadCount for Option<i32> {
     fn get(&self) -> i64 {
         self.map_or(0, i64::from)
     }
 }
-impl SignInCount for Option<i64> {
+impl ReadCount for Option<i64> {
     fn get(&self) -> i64 {
         self.unwrap_or(0)
     }
 }
 
 /// Types that can hold a sign-in time.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot hold a sign-in time",
-    label = "write `Option<DateTimeUtc>` here",
-    note = "sign-in times are UTC and NULL until the first sign-in"
-)]
-pub trait SignInAt {
+pub trait ReadTime {
     /// The time.
     fn get(&self) -> Option<chrono::DateTime<chrono::Utc>>;
 }
-impl SignInAt for Option<chrono::DateTime<chrono::Utc>> {
+impl ReadTime for Option<chrono::DateTime<chrono::Utc>> {
     fn get(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         *self
     }
 }
 
 /// Types that can hold a sign-in IP.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot hold a sign-in IP",
-    label = "write `Option<String>` here",
-    note = "IPs are stored as canonical text, after the IP privacy policy (which may store none)"
-)]
-pub trait SignInIp {
+pub trait ReadIp {
     /// The IP text.
     fn get(&self) -> Option<String>;
 }
-impl SignInIp for Option<String> {
+impl ReadIp for Option<String> {
     fn get(&self) -> Option<String> {
         self.clone()
     }
 }
 
 /// Types that can be the primary key of a user tracked in table mode.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be the primary key of a user tracked in table mode",
-    label = "use `i32`, `i64`, `Uuid` or `String`"
-)]
-pub trait UserId {}
-impl UserId for i32 {}
-impl UserId for i64 {}
-impl UserId for String {}
-impl UserId for sea_orm::prelude::Uuid {}
+pub trait UserKey {}
+impl UserKey for i32 {}
+impl UserKey for i64 {}
+impl UserKey for String {}
+impl UserKey for sea_orm::prelude::Uuid {}
 
-/// Compile-time check that `T` implements `UserId`.
-pub const fn assert_user_id<T: UserId + ?Sized>() {}
+/// The relation of audit entity `A` to user entity `U`: `A`'s column `user_id` refers to `U`'s
+/// key `id`, `ON DELETE CASCADE` (what `DeriveRelation` writes for `belongs_to`).
+pub fn user_relation<A: EntityTrait, U: EntityTrait>(
+    user_id: A::Column,
+    id: U::Column,
+) -> sea_orm::RelationDef {
+    A::belongs_to(U::default())
+        .from(user_id)
+        .to(id)
+        .on_delete(sea_orm::sea_query::ForeignKeyAction::Cascade)
+        .into()
+}
 
 /// The fields-mode migration of entity `E`.
 pub fn fields_migration<E: EntityTrait>(columns: &FieldColumns<E>) -> Migration {

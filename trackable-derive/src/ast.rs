@@ -15,6 +15,9 @@ pub(crate) struct Input<'a> {
     pub(crate) fields: Vec<Field<'a>>,
     /// `#[sea_orm(table_name = "...")]` of the model, if written as a string literal.
     pub(crate) table_name: Option<String>,
+    /// Whether the model gives `#[sea_orm(table_name = ...)]` at all: without it,
+    /// DeriveEntityModel generates no `Entity`.
+    pub(crate) has_table_name: bool,
     /// `#[sea_orm(schema_name = "...")]` of the model: the audit table goes beside it.
     pub(crate) schema_name: Option<syn::LitStr>,
 }
@@ -63,7 +66,11 @@ impl<'a> Input<'a> {
             );
         }
         let attrs = ContainerAttrs::parse(cx, &input.attrs);
-        let (table_name, schema_name) = sea_orm_container(&input.attrs);
+        let SeaOrmContainer {
+            table_name,
+            has_table_name,
+            schema_name,
+        } = SeaOrmContainer::parse(&input.attrs);
         let mut fields = Vec::with_capacity(named.named.len());
         for field in &named.named {
             let Some(ident) = &field.ident else { continue };
@@ -104,6 +111,7 @@ impl<'a> Input<'a> {
             attrs,
             fields,
             table_name,
+            has_table_name,
             schema_name,
         })
     }
@@ -139,30 +147,79 @@ impl SeaOrmField {
     }
 }
 
-/// `table_name` and `schema_name` of the model's `#[sea_orm(...)]`; sea-orm reports its own
-/// mistakes, so anything else is skipped.
-fn sea_orm_container(attrs: &[syn::Attribute]) -> (Option<String>, Option<syn::LitStr>) {
-    let (mut table, mut schema) = (None, None);
-    for attr in attrs.iter().filter(|attr| attr.path().is_ident("sea_orm")) {
-        let _ = attr.parse_nested_meta(|meta| {
-            let wanted = meta.path.is_ident("table_name") || meta.path.is_ident("schema_name");
-            if !(wanted && meta.input.peek(syn::Token![=])) {
-                return attr::skip_value(&meta);
-            }
-            let value: syn::Expr = meta.value()?.parse()?;
-            if let syn::Expr::Lit(syn::ExprLit {
-                lit: syn::Lit::Str(lit),
-                ..
-            }) = value
-            {
-                if meta.path.is_ident("table_name") {
-                    table = Some(lit.value());
-                } else {
-                    schema = Some(lit);
+/// What we read of the model's `#[sea_orm(...)]`; sea-orm reports its own mistakes, so
+/// anything else is skipped.
+#[derive(Default)]
+struct SeaOrmContainer {
+    table_name: Option<String>,
+    has_table_name: bool,
+    schema_name: Option<syn::LitStr>,
+}
+
+impl SeaOrmContainer {
+    fn parse(attrs: &[syn::Attribute]) -> Self {
+        let mut out = SeaOrmContainer::default();
+        for attr in attrs.iter().filter(|attr| attr.path().is_ident("sea_orm")) {
+            let _ = attr.parse_nested_meta(|meta| {
+                let table = meta.path.is_ident("table_name");
+                out.has_table_name |= table;
+                if !((table || meta.path.is_ident("schema_name"))
+                    && meta.input.peek(syn::Token![=]))
+                {
+                    return attr::skip_value(&meta);
                 }
-            }
-            Ok(())
-        });
+                let value: syn::Expr = meta.value()?.parse()?;
+                if let syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(lit),
+                    ..
+                }) = value
+                {
+                    if table {
+                        out.table_name = Some(lit.value());
+                    } else {
+                        out.schema_name = Some(lit);
+                    }
+                }
+                Ok(())
+            });
+        }
+        out
     }
-    (table, schema)
+}
+
+/// `#[sign_in_fields]` among the attributes the derive sees: it was written below
+/// `#[derive(...)]`, so it adds its fields after the derives have seen the struct.
+pub(crate) struct LateSignInFields<'a> {
+    pub(crate) attr: &'a syn::Attribute,
+    /// The attribute macro will say so itself (see [`crate::sign_in_fields::below_a_derive`]).
+    pub(crate) reported_by_attribute: bool,
+}
+
+impl<'a> LateSignInFields<'a> {
+    pub(crate) fn find(input: &'a DeriveInput) -> Option<Self> {
+        let at = input.attrs.iter().position(|attr| {
+            attr.path()
+                .segments
+                .last()
+                .is_some_and(|segment| segment.ident == "sign_in_fields")
+        })?;
+        // The attribute macro sees the other attributes, except the derives expanded before
+        // it (those above it, ours included).
+        let seen: Vec<syn::Attribute> = input
+            .attrs
+            .iter()
+            .enumerate()
+            .filter(|(index, attr)| *index > at || (*index < at && !attr.path().is_ident("derive")))
+            .map(|(_, attr)| attr.clone())
+            .collect();
+        let fields = match &input.data {
+            Data::Struct(data) => Some(&data.fields),
+            _ => None,
+        };
+        Some(LateSignInFields {
+            attr: &input.attrs[at],
+            reported_by_attribute: fields
+                .is_some_and(|fields| crate::sign_in_fields::below_a_derive(&seen, fields)),
+        })
+    }
 }

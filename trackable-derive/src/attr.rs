@@ -65,6 +65,8 @@ pub(crate) struct ContainerAttrs {
     pub(crate) table: Option<Keyed<LitStr>>,
     pub(crate) module: Option<Keyed<Ident>>,
     pub(crate) krate: Option<Keyed<Path>>,
+    /// A `table` key was given, even one whose value we refused: table mode was meant.
+    pub(crate) table_given: bool,
     /// Some `#[trackable(...)]` key of the struct was wrong, so the intended mode is unsure.
     pub(crate) had_errors: bool,
 }
@@ -89,29 +91,27 @@ impl ContainerAttrs {
                         }
                     }
                     "table" => {
-                        let lit: LitStr = meta.value()?.parse()?;
-                        if let Some(lit) = checked_table_name(cx, lit) {
+                        out.table_given = true;
+                        if let Some(lit) = string_value(cx, &meta, "table", "the name of the audit table", "trackables")?
+                            && let Some(lit) = checked_table_name(cx, lit)
+                        {
                             set(cx, &mut out.table, span, "table", lit);
                         }
                     }
                     "module" => {
-                        let lit: LitStr = meta.value()?.parse()?;
-                        match parse_module(&lit) {
-                            Ok(ident) => set(cx, &mut out.module, span, "module", ident),
-                            Err(error) => cx.push(error),
+                        if let Some(lit) = string_value(cx, &meta, "module", "the name of the audit entity's module", "audit")? {
+                            match parse_module(&lit) {
+                                Ok(ident) => set(cx, &mut out.module, span, "module", ident),
+                                Err(error) => cx.push(error),
+                            }
                         }
                     }
                     "crate" => {
-                        let lit: LitStr = meta.value()?.parse()?;
-                        match lit.parse::<Path>() {
-                            Ok(path) => set(cx, &mut out.krate, span, "crate", path),
-                            Err(_) => cx.error(
-                                lit.span(),
-                                format!(
-                                    "`{}` is not a path: write the path of trackable_core, e.g. `crate = \"my_app::trackable\"`",
-                                    lit.value()
-                                ),
-                            ),
+                        if let Some(lit) = string_value(cx, &meta, "crate", "the path of trackable_core", "my_app::trackable")? {
+                            match parse_crate(&lit) {
+                                Ok(path) => set(cx, &mut out.krate, span, "crate", path),
+                                Err(error) => cx.push(error),
+                            }
                         }
                     }
                     other => {
@@ -210,6 +210,50 @@ fn unknown_key(key: &str, expected: &[&str]) -> String {
     }
 }
 
+/// The string value of `key = "..."`, or `None` (with the error recorded) when the key has no
+/// value or another kind of value: syn's own "expected `=`" would point past the key and say
+/// nothing of what to write.
+fn string_value(
+    cx: &mut Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    key: &str,
+    what: &str,
+    example: &str,
+) -> syn::Result<Option<LitStr>> {
+    let key_span = meta.path.span();
+    if !meta.input.peek(Token![=]) {
+        skip_value(meta)?;
+        cx.error(
+            key_span,
+            format!("`{key}` needs {what}: write `{key} = \"{example}\"`"),
+        );
+        return Ok(None);
+    }
+    match meta.value()?.parse::<syn::Expr>()? {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(lit),
+            ..
+        }) => Ok(Some(lit)),
+        other => {
+            // `table = trackables`: the user's own word, quoted, is the likeliest fix.
+            let written = match &other {
+                syn::Expr::Path(path) => Some(
+                    quote::ToTokens::to_token_stream(path)
+                        .to_string()
+                        .replace(' ', ""),
+                ),
+                _ => None,
+            };
+            let example = written.as_deref().unwrap_or(example);
+            cx.push(syn::Error::new_spanned(
+                other,
+                format!("{what} is a string: write `{key} = \"{example}\"`"),
+            ));
+            Ok(None)
+        }
+    }
+}
+
 /// Consumes the value of a key we are about to report, so parsing can go on to the next key.
 pub(crate) fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     if meta.input.peek(Token![=]) {
@@ -226,8 +270,13 @@ pub(crate) fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
 /// PostgreSQL limits identifiers to 63 (MySQL to 64).
 const MAX_TABLE_LEN: usize = 29;
 
-/// An SQL table name we can quote on every backend: ASCII letters, digits and `_`, not starting
-/// with a digit, at most [`MAX_TABLE_LEN`] bytes.
+/// An SQL table name that needs no quoting on any backend: ASCII letters, digits and `_`, not
+/// starting with a digit, at most [`MAX_TABLE_LEN`] bytes.
+///
+/// Names that are valid only quoted (`login-events`, `login events`) are refused even with an
+/// explicit `module`: the name also prefixes the audit table's indexes, constraints, companion
+/// tables and PostgreSQL functions, and is what users type in SQL consoles and hand-written
+/// queries, where a quoted name is easy to get wrong.
 fn checked_table_name(cx: &mut Ctxt, lit: LitStr) -> Option<LitStr> {
     let name = lit.value();
     let problem = if name.is_empty() {
@@ -239,8 +288,17 @@ fn checked_table_name(cx: &mut Ctxt, lit: LitStr) -> Option<LitStr> {
     } else if name.starts_with(|c: char| c.is_ascii_digit())
         || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     {
+        let plain: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let plain = if plain.starts_with(|c: char| c.is_ascii_digit()) {
+            format!("t_{plain}")
+        } else {
+            plain
+        };
         Some(format!(
-            "`{name}` is not a valid table name: use ASCII letters, digits and `_`, not starting with a digit"
+            "`{name}` is not a valid table name: use ASCII letters, digits and `_`, not starting with a digit, e.g. `table = \"{plain}\"`"
         ))
     } else {
         None
@@ -252,6 +310,24 @@ fn checked_table_name(cx: &mut Ctxt, lit: LitStr) -> Option<LitStr> {
         }
         None => Some(lit),
     }
+}
+
+fn parse_crate(lit: &LitStr) -> syn::Result<Path> {
+    let name = lit.value();
+    if name.trim().is_empty() {
+        return Err(syn::Error::new(
+            lit.span(),
+            "the crate path is empty: write the path of trackable_core, e.g. `crate = \"my_app::trackable\"`",
+        ));
+    }
+    // `LitStr::parse` gives the path the literal's span, so a path that does not resolve is
+    // reported once, at the literal.
+    lit.parse::<Path>().map_err(|_| {
+        syn::Error::new(
+            lit.span(),
+            format!("`{name}` is not a path: write the path of trackable_core, e.g. `crate = \"my_app::trackable\"`"),
+        )
+    })
 }
 
 fn parse_module(lit: &LitStr) -> syn::Result<Ident> {

@@ -40,10 +40,17 @@ pub(crate) fn check<'a>(cx: &mut Ctxt, input: &'a Input<'a>) -> Option<Checked<'
             "`table` conflicts with `fields`: choose fields mode (`fields`) or table mode (`table = \"...\"`), not both",
         );
     }
-    if let (Some(module), None) = (&attrs.module, &attrs.table) {
+    if let (Some(module), false) = (&attrs.module, attrs.table_given) {
         cx.error(
             module.key,
             "`module` names the module of the audit entity and needs table mode: add `table = \"...\"`",
+        );
+    }
+
+    if !input.has_table_name {
+        cx.error(
+            input.ident.span(),
+            "no `#[sea_orm(table_name = \"...\")]`: DeriveEntityModel generates the model's `Entity` only for a table; add e.g. `#[sea_orm(table_name = \"users\")]` above the struct",
         );
     }
 
@@ -173,13 +180,29 @@ fn check_roles<'a>(cx: &mut Ctxt, input: &'a Input<'a>) -> Option<[&'a Field<'a>
         }
     }
     for (slot, role) in found.iter_mut().zip(Role::ALL) {
-        if slot.is_none() {
-            *slot = input
-                .fields
-                .iter()
-                .find(|field| field.role.is_none() && field.ident == role.name());
+        let plain = input
+            .fields
+            .iter()
+            .find(|field| field.role.is_none() && field.ident == role.name());
+        match (&*slot, plain) {
+            // Tracking writes the marked field; the one with the role's name would silently
+            // go stale.
+            (Some(marked), Some(plain)) => cx.error(
+                plain.ident.span(),
+                format!(
+                    "`{name}` is never written: field `{marked}` holds `{name}` (`#[trackable({name})]`); remove this field, or the attribute from `{marked}`",
+                    name = role.name(),
+                    marked = marked.ident,
+                ),
+            ),
+            (None, plain) => *slot = plain,
+            (Some(_), None) => {}
         }
     }
+    // A field whose role attribute was wrong probably meant a missing role: its error says
+    // enough.
+    let role_error = input.fields.iter().any(|field| field.role_error);
+    let mut misspelled: Vec<&Ident> = Vec::new();
     let mut roles = Vec::with_capacity(5);
     for (slot, role) in found.iter().zip(Role::ALL) {
         match slot {
@@ -192,18 +215,49 @@ fn check_roles<'a>(cx: &mut Ctxt, input: &'a Input<'a>) -> Option<[&'a Field<'a>
                 ),
             ),
             Some(field) => roles.push(*field),
-            // A field whose role attribute was wrong probably meant this role: its error says
-            // enough.
-            None if input.fields.iter().any(|field| field.role_error) => {}
-            None => cx.error(
-                input.ident.span(),
-                format!(
-                    "missing field `{name}`: add `pub {name}: {ty},` or mark the field that holds it with `#[trackable({name})]`",
-                    name = role.name(),
-                    ty = role.suggested_type()
+            None if role_error => {}
+            None => match misspelling_of(input, role, &misspelled) {
+                Some(field) => {
+                    misspelled.push(field.ident);
+                    cx.error(
+                        field.ident.span(),
+                        format!(
+                            "`{}` looks like a misspelling of `{name}`: rename the field to `{name}`, or mark it with `#[trackable({name})]`",
+                            field.ident,
+                            name = role.name(),
+                        ),
+                    );
+                }
+                None => cx.error(
+                    input.ident.span(),
+                    format!(
+                        "missing field `{name}`: add `pub {name}: {ty},` or mark the field that holds it with `#[trackable({name})]`",
+                        name = role.name(),
+                        ty = role.suggested_type()
+                    ),
                 ),
-            ),
+            },
         }
     }
     roles.try_into().ok()
+}
+
+/// The unmarked field whose name is a near miss of `role`'s (`last_sing_in_ip`), if any:
+/// reporting the role as missing would leave that field behind as a stray column.
+fn misspelling_of<'a>(input: &'a Input<'a>, role: Role, taken: &[&Ident]) -> Option<&'a Field<'a>> {
+    input
+        .fields
+        .iter()
+        .filter(|field| field.role.is_none() && !taken.contains(&field.ident))
+        .filter_map(|field| {
+            let name = field.ident.to_string();
+            if Role::ALL.iter().any(|role| role.name() == name) {
+                return None;
+            }
+            // Two edits: a typo or a swap, not another word (`first_sign_in_at`).
+            let distance = crate::ctxt::edit_distance(&name.to_lowercase(), role.name());
+            (distance <= 2).then_some((distance, field))
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, field)| field)
 }

@@ -40,14 +40,14 @@ impl Ctxt {
 pub(crate) fn did_you_mean<'a>(key: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
-        .map(|candidate| (levenshtein(key, candidate), *candidate))
+        .map(|candidate| (edit_distance(key, candidate), *candidate))
         .filter(|(distance, candidate)| *distance <= candidate.len().div_ceil(3))
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
 }
 
 /// Edit distance counting a swap of two neighbours as one edit (`tabel` is one from `table`).
-fn levenshtein(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
@@ -94,5 +94,14 @@ mod tests {
             Some("last_sign_in_at")
         );
         assert_eq!(did_you_mean("color", &["fields", "table"]), None);
+    }
+
+    #[test]
+    fn counts_a_swap_as_one_edit() {
+        // A field within two edits of a role is reported as its misspelling; another word
+        // for another time is not.
+        assert_eq!(edit_distance("last_sing_in_ip", "last_sign_in_ip"), 1);
+        assert_eq!(edit_distance("signin_count", "sign_in_count"), 1);
+        assert!(edit_distance("first_sign_in_at", "last_sign_in_at") > 2);
     }
 }

@@ -1,0 +1,20 @@
+use sea_orm::entity::prelude::*;
+
+// `DeriveEntityModel` forgotten. (A real model's `impl ActiveModelBehavior for ActiveModel {}`
+// would fail on its own as well: without the derive there is no `ActiveModel`.)
+#[derive(Clone, Debug, PartialEq, Eq, trackable_core::Trackable)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    pub sign_in_count: i32,
+    pub current_sign_in_at: Option<DateTimeUtc>,
+    pub current_sign_in_ip: Option<String>,
+    pub last_sign_in_at: Option<DateTimeUtc>,
+    pub last_sign_in_ip: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[trackable_core::sign_in_fields]
+pub enum Model {
+    Admin,
+    Member,
+}
+
+fn main() {}

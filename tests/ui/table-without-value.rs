@@ -1,0 +1,9 @@
+#[derive(trackable_core::Trackable)]
+#[sea_orm(table_name = "users")]
+#[trackable(table)]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+}
+
+fn main() {}
