@@ -6,8 +6,9 @@
 
 use std::net::IpAddr;
 
+use chrono::TimeDelta;
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DbErr, Set};
-use trackable_core::{ClientInfo, Trackable, Tracker};
+use trackable_core::{ClientInfo, Details, SignInMethod, Trackable, Tracker};
 
 /// Fields mode: five tracking columns on the user row.
 mod user {
@@ -79,7 +80,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "203.0.113.7",
         "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0",
     );
-    let phone = client("2001:db8::42", "Mozilla/5.0 (iPhone) Safari/605.1");
+    let phone = client(
+        "2001:db8::42",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+    );
 
     println!("Fields mode: the user row after each step\n");
     let ada = user::ActiveModel {
@@ -159,6 +163,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "\nUser agents are stored too, e.g.: {}",
         text(&trail[0].user_agent)
+    );
+
+    println!("\nSessions: Grace signs in on her laptop and her phone, then signs the laptop out\n");
+    let password = Details::new().method(SignInMethod::Password);
+    let (on_laptop, _) = tracker
+        .start_session(&db, &grace, &laptop, &password)
+        .await?;
+    let (on_phone, _) = tracker
+        .start_session(&db, &grace, &phone, &password)
+        .await?;
+    let sessions = tracker
+        .open_sessions(&db, &grace, TimeDelta::days(30))
+        .await?;
+    let rows: Vec<Vec<String>> = sessions
+        .iter()
+        .map(|session| {
+            vec![
+                session.id.to_string(),
+                text(&session.device),
+                text(&session.ip),
+                text(&session.method),
+                session.signed_in_at.format("%H:%M:%S%.6f").to_string(),
+            ]
+        })
+        .collect();
+    print_table(&["session", "device", "ip", "method", "signed in"], &rows);
+    tracker.end_session(&db, &grace, &laptop, on_laptop).await?;
+    let open = tracker
+        .open_sessions(&db, &grace, TimeDelta::days(30))
+        .await?;
+    println!(
+        "\nAfter the laptop's sign-out, open: {:?} (the phone's session is {on_phone})",
+        open.iter().map(|s| s.id.seq()).collect::<Vec<_>>()
     );
     db.close().await.map_err(|e: DbErr| e)?;
     Ok(())

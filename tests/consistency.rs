@@ -526,6 +526,7 @@ async fn the_migration_upgrades_a_table_without_event_numbers() {
             "user_id_seq",
             "user_id_action_seq",
             "user_id_action_remote_ip_seq",
+            "user_id_action_device_seq",
         ] {
             raw(
                 &db.db,
@@ -534,7 +535,19 @@ async fn the_migration_upgrades_a_table_without_event_numbers() {
             )
             .await;
         }
-        raw(&db.db, "ALTER TABLE member_events DROP COLUMN seq", 0).await;
+        for column in [
+            "seq",
+            "mac",
+            "client_digest",
+            "method",
+            "reason",
+            "session_seq",
+            "session_digest",
+            "device",
+        ] {
+            let drop = format!("ALTER TABLE member_events DROP COLUMN {column}");
+            raw(&db.db, &drop, 0).await;
+        }
         raw(
             &db.db,
             "CREATE INDEX idx_member_events_user_id_id ON member_events (user_id, id)",
@@ -568,11 +581,17 @@ async fn the_migration_upgrades_a_table_without_event_numbers() {
             "{:?}",
             db.backend
         );
-        let next = Tracker::new()
-            .login(&db.db, &ada, &client("192.0.2.1"))
-            .await
-            .unwrap();
+        let firefox = trackable::bare_client("192.0.2.1").with_user_agent(
+            "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
+        );
+        let next = Tracker::new().login(&db.db, &ada, &firefox).await.unwrap();
         assert_eq!((next.seq, next.sign_in_count), (4, 4), "{:?}", db.backend);
+        let device = next.device.as_deref();
+        assert_eq!(
+            device,
+            Some("Firefox on Linux"),
+            "the detail columns were added"
+        );
         let next = Tracker::new()
             .login(&db.db, &bob, &client("192.0.2.1"))
             .await

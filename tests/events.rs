@@ -121,6 +121,11 @@ async fn every_event_is_logged_with_the_ip_after_the_policy() {
             assert_eq!(lines.len(), expected.len(), "{policy:?}: {lines:#?}");
             for (line, (action, user_id, outcome)) in lines.iter().zip(expected) {
                 assert_eq!(field(line, "action").as_deref(), Some(action), "{line}");
+                let owasp = action
+                    .parse::<trackable_core::Action>()
+                    .unwrap()
+                    .owasp_name();
+                assert_eq!(field(line, "owasp").as_deref(), owasp, "{line}");
                 assert_eq!(field(line, "user_id"), Some(user_id), "{line}");
                 assert_eq!(field(line, "outcome").as_deref(), Some(outcome), "{line}");
                 assert_eq!(

@@ -13,6 +13,7 @@ use std::path::Path;
 /// the ones below.
 const LAYERS: &[(&str, u8)] = &[
     ("action", 0),
+    ("details", 0),
     ("state", 0),
     ("error", 0),
     ("event", 0),

@@ -18,6 +18,18 @@ pub(crate) struct Event {
     pub(crate) user_agent: Option<String>,
     /// The key of the audit trail's hash chain, if the tracker keeps one.
     pub(crate) chain: Option<crate::client::HashKey>,
+    /// What the audit row records beside the action (table mode).
+    pub(crate) details: Stored,
+}
+
+/// The detail columns of an audit row, as stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub(crate) method: Option<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) session_seq: Option<i64>,
+    pub(crate) session_digest: Option<String>,
+    pub(crate) device: Option<String>,
 }
 
 /// The `tracing` event of one tracked event; `unknown_identifier` marks a failed login whose
@@ -31,19 +43,30 @@ pub(crate) fn log_event(
 ) {
     let action = event.action.as_str();
     let ip = event.ip.as_deref().unwrap_or("");
+    // The OWASP Application Logging Vocabulary's name, or the action's where it has none.
+    let owasp = event.action.owasp_name().unwrap_or(action);
+    let details = &event.details;
+    let (method, reason) = (
+        details.method.as_deref().unwrap_or(""),
+        details.reason.as_deref().unwrap_or(""),
+    );
+    let device = details.device.as_deref().unwrap_or("");
     match (error, unknown_identifier) {
-        (None, false) => {
-            tracing::info!(target: "trackable", action, user_id, ip, outcome, "sign-in event")
-        }
+        (None, false) => tracing::info!(
+            target: "trackable", action, owasp, user_id, ip, device, method, reason, outcome,
+            "sign-in event"
+        ),
         (None, true) => tracing::info!(
-            target: "trackable", action, user_id, ip, outcome, unknown_identifier, "sign-in event"
+            target: "trackable", action, owasp, user_id, ip, device, outcome, unknown_identifier,
+            "sign-in event"
         ),
         (Some(error), false) => tracing::warn!(
-            target: "trackable", action, user_id, ip, outcome, %error, "sign-in event"
+            target: "trackable", action, owasp, user_id, ip, device, method, reason, outcome,
+            %error, "sign-in event"
         ),
         (Some(error), true) => tracing::warn!(
-            target: "trackable", action, user_id, ip, outcome, unknown_identifier, %error,
-            "sign-in event"
+            target: "trackable", action, owasp, user_id, ip, device, outcome, unknown_identifier,
+            %error, "sign-in event"
         ),
     }
 }

@@ -296,6 +296,7 @@
 
 mod action;
 mod client;
+mod details;
 mod error;
 mod event;
 mod integration;
@@ -313,8 +314,9 @@ pub mod __private;
 pub use action::{Action, ParseActionError};
 pub use client::{
     ClientConfig, ClientInfo, ConfigError, ForwardedHeader, HashKey, IdentifierNormalization,
-    IpPolicy, IpSource, Resolution, UserAgentPolicy,
+    IpPolicy, IpSource, Resolution, UserAgentPolicy, device_label,
 };
+pub use details::{Details, FailureReason, ParseDetailError, SessionId, SignInMethod};
 pub use error::{Error, Result};
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
@@ -328,12 +330,13 @@ pub use tracker::{
     track_logout, track_password_reset, track_unlock, track_unlock_token,
 };
 pub use trail::explain::{QueryPlan, explain_audit_queries};
-pub use trail::hook::{NewIp, NewIpHook};
-pub use trail::queries::{HistoryPage, MAX_PAGE_SIZE};
+pub use trail::hook::{NewDevice, NewDeviceHook, NewIp, NewIpHook};
+pub use trail::queries::{Activity, HistoryPage, MAX_PAGE_SIZE};
 pub use trail::retention::{
     MAX_BATCH_SIZE, anonymize_audit_ips, anonymize_sign_in_ips, erase_audit_trail,
     forget_audit_user_agents, purge_audit_trail,
 };
+pub use trail::sessions::OpenSession;
 pub use trail::tables::AuditTrail;
 pub use trail::verify::{BreakKind, TrailBreak, TrailHead, TrailReport};
 

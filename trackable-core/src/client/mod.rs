@@ -11,6 +11,7 @@
 //! into what is stored and logged.
 
 mod config;
+mod device;
 mod forwarded;
 mod policy;
 mod resolve;
@@ -19,6 +20,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 pub use config::{ClientConfig, ConfigError, ForwardedHeader};
+pub use device::device_label;
 #[cfg(feature = "http")]
 pub(crate) use policy::sanitize_user_agent;
 pub use policy::{HashKey, IdentifierNormalization, IpPolicy, UserAgentPolicy};

@@ -200,6 +200,12 @@ impl HashKey {
         self.hash_parts(&[b"trackable identifier\0", identifier.as_bytes()])
     }
 
+    /// The keyed hash of an application's session id, in the format of IP hashes, in a
+    /// domain of its own.
+    pub(crate) fn hash_session(&self, session_id: &str) -> String {
+        self.hash_parts(&[b"trackable session\0", session_id.as_bytes()])
+    }
+
     /// HMAC-SHA256 of `message` under the key, as 64 hex digits.
     pub(crate) fn mac_hex(&self, message: &[u8]) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -12,6 +12,7 @@ use sea_orm::{EntityTrait, ModelTrait, Value};
 
 use crate::action::Action;
 use crate::client::ClientInfo;
+use crate::details::{Details, FailureReason};
 use crate::error::{Error, Result};
 use crate::store::connection::{Connection, atomically};
 use crate::store::rows::{get, value_text};
@@ -514,8 +515,16 @@ impl Lockout {
                 for gate in [&account, &network].into_iter().flatten() {
                     gates.save(conn, gate, now).await?;
                 }
-                if let (Some(_), Some(user)) = (refusal, user) {
-                    tracker.track(conn, user, Action::Refused, client).await?;
+                if let (Some(refusal), Some(user)) = (refusal, user) {
+                    let reason = match refusal.reason {
+                        RefusalReason::AccountLocked => FailureReason::Locked,
+                        RefusalReason::NetworkBlocked => FailureReason::NetworkBlocked,
+                        RefusalReason::TooManyAttempts => FailureReason::TooManyAttempts,
+                    };
+                    let details = Details::new().reason(reason);
+                    tracker
+                        .track_with(conn, user, Action::Refused, client, &details)
+                        .await?;
                 }
                 Ok::<_, Error>(refusal)
             }
@@ -743,8 +752,19 @@ impl<M: AuditTrail> Permit<'_, M> {
     /// failures again) and returns its audit row. On the permit of an identifier that matched
     /// no user, ends the attempt and returns [`Error::NoUserToSignIn`].
     pub async fn succeeded<C: Connection>(self, db: &C) -> Result<M::Record> {
-        let record = retrying(db, |_| self.end(db, true)).await?;
-        record.ok_or(Error::NoUserToSignIn)
+        let details = Details::new().method(crate::details::SignInMethod::Password);
+        Ok(self.succeeded_with(db, &details).await?.1)
+    }
+
+    /// [`succeeded`](Self::succeeded), recording `details` (the sign-in method, the app's
+    /// session id) with the login; returns its session too.
+    pub async fn succeeded_with<C: Connection>(
+        self,
+        db: &C,
+        details: &Details,
+    ) -> Result<(crate::details::SessionId, M::Record)> {
+        let outcome = retrying(db, |_| self.end(db, Some(details))).await?;
+        outcome.ok_or(Error::NoUserToSignIn)
     }
 
     /// The credentials were wrong: records the failed login (for an identifier that matched
@@ -754,8 +774,12 @@ impl<M: AuditTrail> Permit<'_, M> {
         retrying(db, |_| self.fail(db)).await
     }
 
-    /// Ends the attempt in its gates, and records the login if `succeeded`.
-    async fn end<C: Connection>(&self, db: &C, succeeded: bool) -> Result<Option<M::Record>> {
+    /// Ends the attempt in its gates, and records the login with `succeeded`'s details.
+    async fn end<C: Connection>(
+        &self,
+        db: &C,
+        succeeded: Option<&Details>,
+    ) -> Result<Option<(crate::details::SessionId, M::Record)>> {
         let gates = Gates::of::<M>();
         atomically!(db, |conn| {
             async {
@@ -765,9 +789,11 @@ impl<M: AuditTrail> Permit<'_, M> {
                     gate.release(now);
                     gates.save(conn, &gate, now).await?;
                 }
-                match self.user {
-                    Some(user) if succeeded => {
-                        Ok(Some(self.tracker.login(conn, user, self.client).await?))
+                match (self.user, succeeded) {
+                    (Some(user), Some(details)) => {
+                        let tracker = self.tracker;
+                        let session = tracker.start_session(conn, user, self.client, details);
+                        Ok(Some(session.await?))
                     }
                     _ => Ok::<_, Error>(None),
                 }
@@ -796,7 +822,10 @@ impl<M: AuditTrail> Permit<'_, M> {
                 }
                 match self.user {
                     Some(user) => {
-                        tracker.failed_login(conn, user, client).await?;
+                        let details = Details::new().reason(FailureReason::WrongPassword);
+                        tracker
+                            .track_with(conn, user, Action::FailedLogin, client, &details)
+                            .await?;
                         let exempt = self.keys.account.as_ref().and_then(|(_, ip)| ip.as_deref());
                         let state = lockout.account(conn, user, exempt, now).await?;
                         if state.locked_until.is_none()

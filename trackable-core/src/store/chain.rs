@@ -4,7 +4,8 @@
 //! Each row's `mac` is HMAC-SHA256, under the tracker's chain key, of the previous row's
 //! `mac` and the row's content: the user (as a keyed digest, so that a trail moved to the
 //! archive under a pseudonym still verifies), `seq`, `action`, `sign_in_count`, the three
-//! times, and `client_digest`, a keyed digest of the row's IPs and user agent taken when the
+//! times, the details (`method`, `reason`, `session_seq`, `session_digest`, `device`), and
+//! `client_digest`, a keyed digest of the row's IPs and user agent taken when the
 //! row was written. Anonymising or removing the IPs and user agent later leaves
 //! `client_digest`, and so the chain, as it was.
 //!
@@ -21,7 +22,7 @@ const DOMAIN: &[u8] = b"trackable chain v1";
 
 /// The columns of a chained row that its `mac` covers or is: what verification reads, and
 /// what the archive keeps.
-pub(crate) const LINK_COLUMNS: [&str; 8] = [
+pub(crate) const LINK_COLUMNS: [&str; 13] = [
     "seq",
     "action",
     "sign_in_count",
@@ -30,6 +31,11 @@ pub(crate) const LINK_COLUMNS: [&str; 8] = [
     "inserted_at",
     "client_digest",
     "mac",
+    "method",
+    "reason",
+    "session_seq",
+    "session_digest",
+    "device",
 ];
 
 /// What a row's `mac` covers.
@@ -44,6 +50,11 @@ pub(crate) struct Link<'a> {
     pub(crate) last_sign_in_at: Option<DateTime<Utc>>,
     pub(crate) inserted_at: DateTime<Utc>,
     pub(crate) client_digest: Option<&'a str>,
+    pub(crate) method: Option<&'a str>,
+    pub(crate) reason: Option<&'a str>,
+    pub(crate) session_seq: Option<i64>,
+    pub(crate) session_digest: Option<&'a str>,
+    pub(crate) device: Option<&'a str>,
 }
 
 struct Encoder(Vec<u8>);
@@ -113,7 +124,12 @@ pub(crate) fn mac(key: &HashKey, link: &Link<'_>, previous: Option<&str>) -> Str
         .time(link.current_sign_in_at)
         .time(link.last_sign_in_at)
         .time(Some(link.inserted_at))
-        .text(link.client_digest);
+        .text(link.client_digest)
+        .text(link.method)
+        .text(link.reason)
+        .text(link.session_seq.map(|seq| seq.to_string()).as_deref())
+        .text(link.session_digest)
+        .text(link.device);
     key.mac_hex(&e.0)
 }
 
@@ -131,6 +147,11 @@ mod tests {
             last_sign_in_at: None,
             inserted_at: DateTime::from_timestamp_micros(1).unwrap_or_default(),
             client_digest: Some("c"),
+            method: None,
+            reason: None,
+            session_seq: None,
+            session_digest: None,
+            device: None,
         }
     }
 

@@ -82,17 +82,20 @@ impl Migration {
                     .col(ColumnDef::new(Alias::new("user_agent")).text().null())
                     .col(time_column("inserted_at", backend, false))
                     .col(hash_column("mac"))
-                    .col(hash_column("client_digest"))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name(format!("fk_{table}_user_id"))
-                            .from(t(), Alias::new("user_id"))
-                            .to(
-                                table_ref(users_schema.as_deref(), users),
-                                Alias::new(user_pk),
-                            )
-                            .on_delete(ForeignKeyAction::Cascade),
-                    );
+                    .col(hash_column("client_digest"));
+                for column in DETAIL_COLUMN_DEFS {
+                    create.col(detail_column(column));
+                }
+                create.foreign_key(
+                    ForeignKey::create()
+                        .name(format!("fk_{table}_user_id"))
+                        .from(t(), Alias::new("user_id"))
+                        .to(
+                            table_ref(users_schema.as_deref(), users),
+                            Alias::new(user_pk),
+                        )
+                        .on_delete(ForeignKeyAction::Cascade),
+                );
                 let mut statements =
                     create_with_indexes(backend, create, table, t(), &AUDIT_INDEXES);
                 statements.extend(unknown_up(users_schema.as_deref(), table, backend));
@@ -113,6 +116,12 @@ impl Migration {
                     ));
                 }
                 if backend == DbBackend::Postgres {
+                    // The function's arguments grew with the detail columns: the one of an
+                    // earlier release goes first (`CREATE OR REPLACE` cannot change them).
+                    statements.push(super::postgres::pg_drop_append_function(
+                        users_schema.as_deref(),
+                        table,
+                    ));
                     statements.push(super::postgres::pg_append_function(
                         users_schema.as_deref(),
                         users,
@@ -302,7 +311,7 @@ const IP_LEN: u32 = 64;
 
 /// The audit table's indexes: name suffix and columns. Every query of the crate uses one;
 /// `tests/audit_queries.rs` checks the plans.
-pub(crate) const AUDIT_INDEXES: [(&str, &[&str]); 6] = [
+pub(crate) const AUDIT_INDEXES: [(&str, &[&str]); 7] = [
     // UNIQUE: the user's event numbers, each once; a user's history, newest first, and
     // their latest row (which every event reads)
     (UNIQUE_SEQ, &["user_id", "seq"]),
@@ -318,6 +327,11 @@ pub(crate) const AUDIT_INDEXES: [(&str, &[&str]); 6] = [
     (
         "user_id_action_remote_ip_seq",
         &["user_id", "action", "remote_ip", "seq"],
+    ),
+    // whether a device is new for a user (before one of their events): one seek
+    (
+        "user_id_action_device_seq",
+        &["user_id", "action", "device", "seq"],
     ),
     // an IP's failed logins within a time window
     (
@@ -350,11 +364,16 @@ async fn upgrade_audit_table<C: ConnectionTrait>(
         sql.table(schema, table);
     };
     let existing = existing_columns(db, schema, table).await?;
-    for column in ["mac", "client_digest"] {
-        if !existing.iter().any(|name| name == column) {
+    let added = ["mac", "client_digest"]
+        .map(hash_column)
+        .into_iter()
+        .chain(DETAIL_COLUMN_DEFS.map(detail_column));
+    for mut column in added {
+        let name = column.get_column_name();
+        if !existing.contains(&name) {
             let statement = Table::alter()
                 .table(table_ref(schema, table))
-                .add_column(hash_column(column))
+                .add_column(&mut column)
                 .to_owned();
             db.execute_raw(backend.build(&statement)).await?;
         }
@@ -592,7 +611,11 @@ fn archive_up(schema: Option<&str>, audit: &str, backend: DbBackend) -> Vec<Stat
         .col(time_column("last_sign_in_at", backend, true))
         .col(time_column("inserted_at", backend, false))
         .col(hash_column("client_digest"))
-        .col(hash_column("mac"))
+        .col(hash_column("mac"));
+    for column in DETAIL_COLUMN_DEFS {
+        create.col(detail_column(column));
+    }
+    create
         .col(big_integer("anchor_seq"))
         .col(hash_column("anchor_mac"))
         .col(time_column("archived_at", backend, false));
@@ -604,6 +627,28 @@ const ARCHIVE_INDEXES: [(&str, &[&str]); 1] = [(UNIQUE_SUBJECT_SEQ, &["subject",
 
 /// The unique index of an archived trail's event numbers.
 const UNIQUE_SUBJECT_SEQ: &str = "subject_seq";
+
+/// The detail columns of the audit table: name, and whether it is a number (else text of
+/// at most 64 characters).
+const DETAIL_COLUMN_DEFS: [(&str, bool); 5] = [
+    ("method", false),
+    ("reason", false),
+    ("session_seq", true),
+    ("session_digest", false),
+    ("device", false),
+];
+
+/// A nullable detail column.
+fn detail_column((name, number): (&str, bool)) -> ColumnDef {
+    let mut column = ColumnDef::new(Alias::new(name));
+    if number {
+        column.big_integer();
+    } else {
+        column.string_len(64);
+    }
+    column.null();
+    column
+}
 
 /// A `BIGINT NOT NULL` column.
 fn big_integer(name: &str) -> ColumnDef {

@@ -9,7 +9,7 @@
 use sea_orm::{DbBackend, Statement};
 
 use super::sql::Sql;
-use super::statements::{Args, audit_insert};
+use super::statements::{Arg, Args, audit_insert};
 
 /// The name of the PostgreSQL function that appends to `table`.
 pub(crate) fn pg_append_function_name(table: &str) -> String {
@@ -31,11 +31,22 @@ pub(crate) fn pg_append_function(
     let mut sql = Sql::new(DbBackend::Postgres);
     sql.push("CREATE OR REPLACE FUNCTION ")
         .table(schema, &pg_append_function_name(table))
-        .push("(p_user_id ")
-        .table(schema, table)
-        .push(".")
-        .ident("user_id")
-        .push("%TYPE, p_action text, p_now timestamptz, p_ip text, p_user_agent text) RETURNS SETOF ")
+        .push("(");
+    for (i, (arg, kind)) in Arg::FUNCTION.into_iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.push(arg.parameter()).push(" ");
+        if kind.is_empty() {
+            sql.table(schema, table)
+                .push(".")
+                .ident("user_id")
+                .push("%TYPE");
+        } else {
+            sql.push(kind);
+        }
+    }
+    sql.push(") RETURNS SETOF ")
         .table(schema, table)
         .push(" LANGUAGE plpgsql VOLATILE AS ")
         .push(TAG)

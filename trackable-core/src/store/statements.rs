@@ -161,6 +161,16 @@ pub(crate) const AUDIT_COLUMNS: [&str; 11] = [
     "inserted_at",
 ];
 
+/// The detail columns of an audit row, after [`AUDIT_COLUMNS`], and the arguments that fill
+/// them.
+pub(crate) const DETAIL_COLUMNS: [(&str, Arg); 5] = [
+    ("method", Arg::Method),
+    ("reason", Arg::Reason),
+    ("session_seq", Arg::SessionSeq),
+    ("session_digest", Arg::SessionDigest),
+    ("device", Arg::Device),
+];
+
 /// The columns of the hash chain, written only under a chain key.
 pub(crate) const CHAIN_COLUMNS: [&str; 2] = ["mac", "client_digest"];
 
@@ -181,6 +191,43 @@ pub(crate) enum Arg {
     Now,
     Ip,
     UserAgent,
+    Method,
+    Reason,
+    SessionSeq,
+    SessionDigest,
+    Device,
+}
+
+impl Arg {
+    /// The arguments of the PostgreSQL append function, in order, with their types.
+    pub(crate) const FUNCTION: [(Arg, &'static str); 10] = [
+        (Arg::UserId, ""),
+        (Arg::Action, "text"),
+        (Arg::Now, "timestamptz"),
+        (Arg::Ip, "text"),
+        (Arg::UserAgent, "text"),
+        (Arg::Method, "text"),
+        (Arg::Reason, "text"),
+        (Arg::SessionSeq, "bigint"),
+        (Arg::SessionDigest, "text"),
+        (Arg::Device, "text"),
+    ];
+
+    /// Its name as a parameter of the PostgreSQL append function.
+    pub(crate) const fn parameter(self) -> &'static str {
+        match self {
+            Arg::UserId => "p_user_id",
+            Arg::Action => "p_action",
+            Arg::Now => "p_now",
+            Arg::Ip => "p_ip",
+            Arg::UserAgent => "p_user_agent",
+            Arg::Method => "p_method",
+            Arg::Reason => "p_reason",
+            Arg::SessionSeq => "p_session_seq",
+            Arg::SessionDigest => "p_session_digest",
+            Arg::Device => "p_device",
+        }
+    }
 }
 
 impl Args<'_> {
@@ -195,14 +242,13 @@ impl Args<'_> {
                 }
                 Arg::Ip => sql.param(event.ip.clone()),
                 Arg::UserAgent => sql.param(event.user_agent.clone()),
+                Arg::Method => sql.param(event.details.method.clone()),
+                Arg::Reason => sql.param(event.details.reason.clone()),
+                Arg::SessionSeq => sql.param(event.details.session_seq),
+                Arg::SessionDigest => sql.param(event.details.session_digest.clone()),
+                Arg::Device => sql.param(event.details.device.clone()),
             },
-            Args::Function => sql.push(match arg {
-                Arg::UserId => "p_user_id",
-                Arg::Action => "p_action",
-                Arg::Now => "p_now",
-                Arg::Ip => "p_ip",
-                Arg::UserAgent => "p_user_agent",
-            }),
+            Args::Function => sql.push(arg.parameter()),
         };
     }
 }
@@ -259,6 +305,8 @@ pub(crate) fn audit_insert(
         .table(schema, table)
         .push(" (")
         .idents(AUDIT_COLUMNS)
+        .push(", ")
+        .idents(DETAIL_COLUMNS.map(|(column, _)| column))
         .push(") SELECT ")
         .qualified("u", user_pk)
         .push(", COALESCE(")
@@ -310,6 +358,10 @@ pub(crate) fn audit_insert(
     args.put(sql, Arg::UserAgent);
     sql.push(", ");
     args.put(sql, Arg::Now);
+    for (_, arg) in DETAIL_COLUMNS {
+        sql.push(", ");
+        args.put(sql, arg);
+    }
     sql.push(" FROM ").table(schema, users).push(" ").ident("u");
     sql.push(" LEFT JOIN (SELECT * FROM ").table(schema, table);
     sql.push(" WHERE ").ident("user_id").push(" = ");

@@ -18,7 +18,8 @@ use super::postgres::pg_append_function_name;
 use super::rows::{AUDIT_TIMES, check_readable, decode, get, not_found, push_readable, value_text};
 use super::sql::Sql;
 use super::statements::{
-    AUDIT_COLUMNS, Arg, Args, CHAIN_COLUMNS, audit_insert, fields_update, lock_user, select_user,
+    AUDIT_COLUMNS, Arg, Args, CHAIN_COLUMNS, DETAIL_COLUMNS, audit_insert, fields_update,
+    lock_user, select_user,
 };
 use crate::action::Action;
 use crate::error::{Error, Result, is_conflict, is_undefined_function};
@@ -267,10 +268,7 @@ where
         call.push(" FROM ")
             .table(schema.as_deref(), &pg_append_function_name(spec.table))
             .push("(");
-        for (i, arg) in [Arg::UserId, Arg::Action, Arg::Now, Arg::Ip, Arg::UserAgent]
-            .into_iter()
-            .enumerate()
-        {
+        for (i, (arg, _)) in Arg::FUNCTION.into_iter().enumerate() {
             if i > 0 {
                 call.push(", ");
             }
@@ -425,6 +423,11 @@ where
                         last_sign_in_at: next.last_sign_in_at,
                         inserted_at: now,
                         client_digest: Some(&client_digest),
+                        method: event.details.method.as_deref(),
+                        reason: event.details.reason.as_deref(),
+                        session_seq: event.details.session_seq,
+                        session_digest: event.details.session_digest.as_deref(),
+                        device: event.details.device.as_deref(),
                     };
                     let mac = chain::mac(key, &link, previous_mac.as_deref());
                     (Some(mac), Some(client_digest))
@@ -436,7 +439,9 @@ where
                 .push("INSERT INTO ")
                 .table(schema.as_deref(), spec.table)
                 .push(" (")
-                .idents(AUDIT_COLUMNS);
+                .idents(AUDIT_COLUMNS)
+                .push(", ")
+                .idents(DETAIL_COLUMNS.map(|(column, _)| column));
             if mac.is_some() {
                 values.push(", ").idents(CHAIN_COLUMNS);
             }
@@ -463,6 +468,18 @@ where
                 .param(event.user_agent.clone())
                 .push(", ")
                 .param(now);
+            let details = &event.details;
+            values
+                .push(", ")
+                .param(details.method.clone())
+                .push(", ")
+                .param(details.reason.clone())
+                .push(", ")
+                .param(details.session_seq)
+                .push(", ")
+                .param(details.session_digest.clone())
+                .push(", ")
+                .param(details.device.clone());
             if let (Some(mac), Some(client_digest)) = (mac, client_digest) {
                 values.push(", ").param(mac).push(", ").param(client_digest);
             }

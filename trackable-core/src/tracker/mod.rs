@@ -4,16 +4,19 @@ use std::sync::{Arc, LazyLock};
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::action::Action;
+use crate::client::device_label;
 use crate::client::{ClientInfo, HashKey, IdentifierNormalization, IpPolicy, UserAgentPolicy};
+use crate::details::{Details, SessionId, SignInMethod};
 use crate::error::{Error, Result};
-use crate::event::{Event, log_event};
+use crate::event::{Event, Stored, log_event};
 use crate::store::connection::Connection;
 use crate::store::rows::{get, value_text};
 use crate::store::write as engine;
 use crate::trackable::Trackable;
-use crate::trail::hook::{self, NewIpHook};
+use crate::trail::hook::{self, NewDeviceHook, NewIpHook};
 
 mod queries;
+mod sessions;
 
 pub use queries::TrailsReport;
 
@@ -62,6 +65,7 @@ pub struct Tracker {
     identifier_key: Option<HashKey>,
     identifier_normalization: IdentifierNormalization,
     new_ip_hook: Option<Arc<dyn NewIpHook>>,
+    new_device_hook: Option<Arc<dyn NewDeviceHook>>,
     database_clock: bool,
     chain_key: Option<HashKey>,
 }
@@ -78,6 +82,7 @@ impl fmt::Debug for Tracker {
             .field("identifier_key", &self.identifier_key)
             .field("identifier_normalization", &self.identifier_normalization)
             .field("new_ip_hook", &self.new_ip_hook.is_some())
+            .field("new_device_hook", &self.new_device_hook.is_some())
             .field("database_clock", &self.database_clock)
             .field("chain_key", &self.chain_key)
             .finish()
@@ -93,6 +98,7 @@ impl Default for Tracker {
             identifier_key: None,
             identifier_normalization: IdentifierNormalization::default(),
             new_ip_hook: None,
+            new_device_hook: None,
             database_clock: false,
             chain_key: None,
         }
@@ -190,6 +196,15 @@ impl Tracker {
 
     pub(crate) fn chain_key(&self) -> Option<&HashKey> {
         self.chain_key.as_ref()
+    }
+
+    /// Calls `hook` after each login from a device new for the user (table mode): a browser
+    /// family and system ([`device_label`]) that no earlier login of theirs had. An update
+    /// of the browser or the system is the same device. See [`NewDeviceHook`].
+    #[must_use]
+    pub fn on_new_device(mut self, hook: impl NewDeviceHook + 'static) -> Self {
+        self.new_device_hook = Some(Arc::new(hook));
+        self
     }
 
     /// The IP privacy policy.
@@ -309,6 +324,25 @@ impl Tracker {
         C: Connection,
         M: Trackable,
     {
+        self.track_with(db, user, action, client, &Details::new())
+            .await
+    }
+
+    /// Records `action` for `user` with `details`: how they signed in, why it failed, which
+    /// session it ends (table mode; fields mode keeps only its five columns). See
+    /// [`Tracker::track`].
+    pub async fn track_with<C, M>(
+        &self,
+        db: &C,
+        user: &M,
+        action: Action,
+        client: &ClientInfo,
+        details: &Details,
+    ) -> Result<Option<M::Record>>
+    where
+        C: Connection,
+        M: Trackable,
+    {
         if !engine::writes::<M>(action) {
             let event = self.event(action, client);
             // Nothing to write, but an unknown user is still an error.
@@ -319,7 +353,8 @@ impl Tracker {
             log(&event, user, "skipped", None);
             return Ok(None);
         }
-        self.write(db, user, action, client).await.map(Some)
+        let (record, _) = self.write_with(db, user, action, client, details).await?;
+        Ok(Some(record))
     }
 
     async fn write<C, M>(
@@ -333,7 +368,26 @@ impl Tracker {
         C: Connection,
         M: Trackable,
     {
-        let event = self.event(action, client);
+        let (record, _) = self
+            .write_with(db, user, action, client, &Details::new())
+            .await?;
+        Ok(record)
+    }
+
+    /// Writes one event; returns the row written and, in table mode, where the audit row is.
+    pub(crate) async fn write_with<C, M>(
+        &self,
+        db: &C,
+        user: &M,
+        action: Action,
+        client: &ClientInfo,
+        details: &Details,
+    ) -> Result<(M::Record, Option<engine::Appended>)>
+    where
+        C: Connection,
+        M: Trackable,
+    {
+        let event = self.event_with(action, client, details);
         let outcome = engine::write(db, user, &event).await;
         match &outcome {
             Ok(_) => log(&event, user, "recorded", None),
@@ -356,20 +410,50 @@ impl Tracker {
                 "trail head"
             );
         }
-        if let (Some(hook), Some(appended), Action::Login) = (&self.new_ip_hook, appended, action) {
-            hook::after_login(&**hook, db, user, &record, &event, appended).await;
+        if let (Some(appended), Action::Login) = (&appended, action) {
+            if let Some(hook) = &self.new_ip_hook {
+                hook::after_login(&**hook, db, user, &record, &event, appended).await;
+            }
+            if let Some(hook) = &self.new_device_hook {
+                hook::after_login_device(&**hook, db, user, &record, &event, appended).await;
+            }
         }
-        Ok(record)
+        Ok((record, appended))
     }
 
     pub(crate) fn event(&self, action: Action, client: &ClientInfo) -> Event {
+        self.event_with(action, client, &Details::new())
+    }
+
+    pub(crate) fn event_with(
+        &self,
+        action: Action,
+        client: &ClientInfo,
+        details: &Details,
+    ) -> Event {
+        let user_agent = client.user_agent().and_then(|ua| self.user_agent.apply(ua));
         Event {
             action,
             // Microseconds: what every backend stores, so a value reads back equal.
             now: self.now(),
             database_clock: self.database_clock,
             ip: client.ip().and_then(|ip| self.ip_policy.apply(ip)),
-            user_agent: client.user_agent().and_then(|ua| self.user_agent.apply(ua)),
+            details: Stored {
+                method: details.method.as_ref().map(SignInMethod::as_stored),
+                reason: details.reason.map(|reason| reason.as_str().to_owned()),
+                session_seq: details.session.map(SessionId::seq),
+                session_digest: details
+                    .app_session_id
+                    .as_deref()
+                    .zip(self.identifier_key.as_ref())
+                    .map(|(id, key)| key.hash_session(id)),
+                // From the raw user agent, where its policy keeps one.
+                device: user_agent
+                    .as_ref()
+                    .and(client.user_agent())
+                    .and_then(device_label),
+            },
+            user_agent,
             chain: self.chain_key.clone(),
         }
     }

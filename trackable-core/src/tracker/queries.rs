@@ -13,7 +13,9 @@ use crate::store::connection::Connection;
 use sea_orm::{EntityTrait, Iterable, ModelTrait, PaginatorTrait, PrimaryKeyToColumn, QueryOrder};
 
 use crate::store::rows::{decode, get, value_text};
-use crate::trail::queries::{HistoryPage, MAX_PAGE_SIZE, count_user_failures, ip_failures};
+use crate::trail::queries::{
+    Activity, HistoryPage, MAX_PAGE_SIZE, count_user_failures, ip_failures,
+};
 use crate::trail::tables::{AuditTables, AuditTrail};
 use crate::trail::verify::{self, TrailHead, TrailReport};
 
@@ -38,6 +40,39 @@ impl Tracker {
         before: Option<i64>,
         limit: u64,
     ) -> Result<HistoryPage<M::Record>>
+    where
+        C: Connection,
+        M: AuditTrail,
+    {
+        self.history_as(db, user, before, limit, decode).await
+    }
+
+    /// One page of `user`'s events like [`Tracker::history`], as [`Activity`]: every column
+    /// the audit table holds, the details included (device, method, reason, session), in one
+    /// type for every model.
+    pub async fn activity<C, M>(
+        &self,
+        db: &C,
+        user: &M,
+        before: Option<i64>,
+        limit: u64,
+    ) -> Result<HistoryPage<Activity>>
+    where
+        C: Connection,
+        M: AuditTrail,
+    {
+        self.history_as(db, user, before, limit, Activity::read)
+            .await
+    }
+
+    async fn history_as<C, M, R>(
+        &self,
+        db: &C,
+        user: &M,
+        before: Option<i64>,
+        limit: u64,
+        decode: impl Fn(&sea_orm::QueryResult) -> Result<R>,
+    ) -> Result<HistoryPage<R>>
     where
         C: Connection,
         M: AuditTrail,

@@ -1,4 +1,4 @@
-//! The hook called when a user signs in from an IP address new for them.
+//! The hooks called when a user signs in from an IP address or a device new for them.
 
 use chrono::{DateTime, Utc};
 use sea_orm::Value;
@@ -89,7 +89,7 @@ pub(crate) async fn after_login<C, M>(
     user: &M,
     record: &M::Record,
     event: &Event,
-    appended: Appended,
+    appended: &Appended,
 ) where
     C: Connection,
     M: Trackable,
@@ -100,7 +100,15 @@ pub(crate) async fn after_login<C, M>(
     // The audit table lives in the user table's schema.
     let (schema, _) = table_of::<EntityOf<M>>();
     let tables = AuditTables::new(schema, table);
-    match seen_before(db, &tables, user.__user_id(), ip, appended.seq).await {
+    match seen_before(
+        db,
+        &tables,
+        user.__user_id(),
+        ("remote_ip", ip),
+        appended.seq,
+    )
+    .await
+    {
         Ok(true) => {}
         Ok(false) => hook.on_new_ip(&NewIp {
             user_id: user.__user_id(),
@@ -121,14 +129,110 @@ pub(crate) async fn after_login<C, M>(
     }
 }
 
-/// Whether the user has a login row from `ip` before their event `before_seq`.
+/// Whether the user has a login row with `value` in `column` (`remote_ip`, `device`) before
+/// their event `before_seq`.
 async fn seen_before<C: Connection>(
     db: &C,
     tables: &AuditTables,
     user_id: Value,
-    ip: &str,
+    (column, value): (&str, &str),
     before_seq: i64,
 ) -> Result<bool> {
-    let statement = tables.login_from_ip(db.get_database_backend(), user_id, ip, Some(before_seq));
+    let backend = db.get_database_backend();
+    let statement = tables.login_with(backend, user_id, column, value, Some(before_seq));
     Ok(db.query_one_raw(statement).await?.is_some())
+}
+
+/// A login from a device that the user never signed in from before (by its
+/// [`device_label`](crate::device_label)), as passed to a [`NewDeviceHook`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct NewDevice {
+    /// The user's primary key.
+    pub user_id: Value,
+    /// The device label, such as `Firefox on Linux`.
+    pub device: String,
+    /// The IP as stored, after the privacy policy.
+    pub ip: Option<String>,
+    /// When the login happened.
+    pub at: DateTime<Utc>,
+    /// The login's event number among the user's events (`seq`): its session.
+    pub seq: i64,
+    /// Whether this is the user's first login ever.
+    pub first_login: bool,
+}
+
+/// Called after a login from a device new for the user, beside [`NewIpHook`]: an update of
+/// the browser or the system is the same device, so it does not fire for one. Set it with
+/// [`Tracker::on_new_device`](crate::Tracker::on_new_device); it runs like the new-IP hook
+/// (table mode, once under concurrent logins, failures logged and the login kept).
+///
+/// ```
+/// use trackable_core::{NewDevice, Tracker};
+///
+/// let tracker = Tracker::new().on_new_device(|sign_in: &NewDevice| {
+///     if !sign_in.first_login {
+///         println!("new device for {:?}: {}", sign_in.user_id, sign_in.device);
+///     }
+/// });
+/// # let _ = tracker;
+/// ```
+pub trait NewDeviceHook: Send + Sync {
+    /// Called once per login from a device new for the user.
+    fn on_new_device(&self, sign_in: &NewDevice);
+}
+
+impl<F> NewDeviceHook for F
+where
+    F: Fn(&NewDevice) + Send + Sync,
+{
+    fn on_new_device(&self, sign_in: &NewDevice) {
+        self(sign_in)
+    }
+}
+
+/// Calls `hook` if the login just recorded as `appended` is the user's first from its device.
+pub(crate) async fn after_login_device<C, M>(
+    hook: &dyn NewDeviceHook,
+    db: &C,
+    user: &M,
+    record: &M::Record,
+    event: &Event,
+    appended: &Appended,
+) where
+    C: Connection,
+    M: Trackable,
+{
+    let (Mode::Table { table }, Some(device)) = (M::MODE, event.details.device.as_deref()) else {
+        return;
+    };
+    let (schema, _) = table_of::<EntityOf<M>>();
+    let tables = AuditTables::new(schema, table);
+    let user_id = user.__user_id();
+    match seen_before(
+        db,
+        &tables,
+        user_id.clone(),
+        ("device", device),
+        appended.seq,
+    )
+    .await
+    {
+        Ok(true) => {}
+        Ok(false) => hook.on_new_device(&NewDevice {
+            user_id,
+            device: device.to_owned(),
+            ip: event.ip.clone(),
+            at: record
+                .sign_in_state()
+                .current_sign_in_at
+                .unwrap_or(event.now),
+            seq: appended.seq,
+            first_login: record.sign_in_state().sign_in_count == 1,
+        }),
+        Err(error) => {
+            let user_id = value_text(&user_id);
+            tracing::warn!(target: "trackable", user_id, %error, "new-device check failed");
+        }
+    }
 }

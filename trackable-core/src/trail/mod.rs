@@ -6,5 +6,6 @@ pub(crate) mod explain;
 pub(crate) mod hook;
 pub(crate) mod queries;
 pub(crate) mod retention;
+pub(crate) mod sessions;
 pub(crate) mod tables;
 pub(crate) mod verify;

@@ -324,7 +324,7 @@ where
     let tables = AuditTables::of::<M>();
     let backend = db.get_database_backend();
     let (anchor_seq, anchor_mac) = super::verify::anchor(db, &tables, user.__user_id()).await?;
-    const KEPT: [&str; 8] = crate::store::chain::LINK_COLUMNS;
+    const KEPT: [&str; 13] = crate::store::chain::LINK_COLUMNS;
     let mut copy = Sql::new(backend);
     copy.push("INSERT INTO ")
         .table(tables.schema.as_deref(), &archive_table(tables.table))

@@ -89,7 +89,7 @@ impl AuditTables {
     }
 
     /// A login row of the user from stored IP `ip` (before the user's event `before_seq`, if
-    /// given). Index `(user_id, action, remote_ip)`.
+    /// given). Index `(user_id, action, remote_ip, seq)`.
     pub(crate) fn login_from_ip(
         &self,
         backend: DbBackend,
@@ -97,8 +97,21 @@ impl AuditTables {
         ip: &str,
         before_seq: Option<i64>,
     ) -> Statement {
+        self.login_with(backend, user_id, "remote_ip", ip, before_seq)
+    }
+
+    /// A login row of the user with `value` in `column` (`remote_ip`, `device`), before the
+    /// user's event `before_seq` if given. Index `(user_id, action, <column>, seq)`.
+    pub(crate) fn login_with(
+        &self,
+        backend: DbBackend,
+        user_id: Value,
+        column: &str,
+        value: &str,
+        before_seq: Option<i64>,
+    ) -> Statement {
         let mut sql = self.user_action(backend, "1 AS found", user_id, Action::Login);
-        sql.push(" AND ").ident("remote_ip").push(" = ").param(ip);
+        sql.push(" AND ").ident(column).push(" = ").param(value);
         if let Some(seq) = before_seq {
             sql.push(" AND ").ident("seq").push(" < ").param(seq);
         }
@@ -135,6 +148,66 @@ impl AuditTables {
             .ident("seq")
             .push(" DESC LIMIT ")
             .param(limit_value(limit));
+        sql.build()
+    }
+
+    /// A user's logins at or after `since` (and before their event `before_seq`), oldest
+    /// first. Index `(user_id, action, inserted_at)`.
+    pub(crate) fn logins_since(
+        &self,
+        backend: DbBackend,
+        user_id: Value,
+        since: DateTime<Utc>,
+        before_seq: Option<i64>,
+    ) -> Statement {
+        let mut sql = self.user_action(backend, &all_columns(backend), user_id, Action::Login);
+        sql.push(" AND ")
+            .ident("inserted_at")
+            .push(" >= ")
+            .param(since);
+        if let Some(before) = before_seq {
+            sql.push(" AND ").ident("seq").push(" < ").param(before);
+        }
+        sql.push(" ORDER BY ").ident("seq");
+        sql.build()
+    }
+
+    /// The events of a user after their event `after_seq` (and before `before_seq`) that end
+    /// sessions, in order. Index `(user_id, seq)`.
+    pub(crate) fn session_ends(
+        &self,
+        backend: DbBackend,
+        user_id: Value,
+        after_seq: i64,
+        before_seq: Option<i64>,
+    ) -> Statement {
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT ")
+            .idents(["seq", "action", "session_seq"])
+            .push(" FROM ")
+            .table(self.schema.as_deref(), self.table)
+            .push(" WHERE ")
+            .ident("user_id")
+            .push(" = ")
+            .param(user_id)
+            .push(" AND ")
+            .ident("seq")
+            .push(" > ")
+            .param(after_seq);
+        if let Some(before) = before_seq {
+            sql.push(" AND ").ident("seq").push(" < ").param(before);
+        }
+        sql.push(" AND ")
+            .ident("action")
+            .push(" IN (")
+            .params(
+                Action::ALL
+                    .into_iter()
+                    .filter(|action| action.ends_sessions())
+                    .map(Action::as_str),
+            )
+            .push(") ORDER BY ")
+            .ident("seq");
         sql.build()
     }
 

@@ -87,6 +87,11 @@ struct Row {
     inserted_at: Option<DateTime<Utc>>,
     client_digest: Option<String>,
     mac: Option<String>,
+    method: Option<String>,
+    reason: Option<String>,
+    session_seq: Option<i64>,
+    session_digest: Option<String>,
+    device: Option<String>,
 }
 
 impl Row {
@@ -110,6 +115,11 @@ impl Row {
             },
             client_digest: get(row, "client_digest")?,
             mac: get(row, "mac")?,
+            method: get(row, "method")?,
+            reason: get(row, "reason")?,
+            session_seq: get(row, "session_seq")?,
+            session_digest: get(row, "session_digest")?,
+            device: get(row, "device")?,
         })
     }
 
@@ -130,6 +140,11 @@ impl Row {
             last_sign_in_at: self.last_sign_in_at,
             inserted_at: self.inserted_at?,
             client_digest: self.client_digest.as_deref(),
+            method: self.method.as_deref(),
+            reason: self.reason.as_deref(),
+            session_seq: self.session_seq,
+            session_digest: self.session_digest.as_deref(),
+            device: self.device.as_deref(),
         };
         Some(chain::mac(key, &link, previous))
     }

@@ -131,6 +131,26 @@ pub(super) fn expand<'a>(input: &Checked<'a>, table: &LitStr, module: &Ident) ->
                 pub user_agent: Option<String>,
                 /// When the event happened (UTC, microseconds).
                 pub inserted_at: DateTimeUtc,
+                /// Under a chain key: HMAC of the previous row's `mac` and this row.
+                #[sea_orm(column_type = "String(StringLen::N(64))", nullable)]
+                pub mac: Option<String>,
+                /// Under a chain key: keyed digest of the row's IPs and user agent.
+                #[sea_orm(column_type = "String(StringLen::N(64))", nullable)]
+                pub client_digest: Option<String>,
+                /// How the user signed in (`password`, `passkey`, `oauth:<provider>`, ...).
+                #[sea_orm(column_type = "String(StringLen::N(64))", nullable)]
+                pub method: Option<String>,
+                /// Why a sign-in failed or was refused (`wrong_password`, `locked`, ...).
+                #[sea_orm(column_type = "String(StringLen::N(64))", nullable)]
+                pub reason: Option<String>,
+                /// The session the event belongs to: the `seq` of its login.
+                pub session_seq: Option<i64>,
+                /// Keyed hash of the application's own session id, if recorded.
+                #[sea_orm(column_type = "String(StringLen::N(64))", nullable)]
+                pub session_digest: Option<String>,
+                /// The device: browser family and system, such as `Firefox on Linux`.
+                #[sea_orm(column_type = "String(StringLen::N(64))", nullable)]
+                pub device: Option<String>,
             }
 
             /// The audit row's relation to its user.
