@@ -30,7 +30,8 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use trackable_core::{
-    Action, Attempt, ClientConfig, ClientInfo, HashKey, Lockout, Refusal, Trackable, Tracker,
+    Action, Activity, Attempt, ClientConfig, ClientInfo, Details, HashKey, Lockout, Refusal,
+    SessionId, SignInMethod, Trackable, Tracker,
 };
 use uuid::Uuid;
 
@@ -76,8 +77,8 @@ struct AppState {
     lockout: Lockout,
     /// How the client IP is found; handed to the `ClientInfo` extractor as an extension.
     client_config: Arc<ClientConfig>,
-    /// Session id (the cookie value) -> user id.
-    sessions: Arc<Mutex<HashMap<Uuid, i32>>>,
+    /// Session id (the cookie value) -> the user and the tracked session (the login's `seq`).
+    sessions: Arc<Mutex<HashMap<Uuid, (i32, SessionId)>>>,
     /// Verified against when the email is unknown, so that such a request takes as long
     /// as a wrong password: response times do not reveal which emails exist either.
     dummy_hash: Arc<str>,
@@ -137,24 +138,24 @@ impl AppState {
         }
     }
 
-    fn sessions(&self) -> MutexGuard<'_, HashMap<Uuid, i32>> {
+    fn sessions(&self) -> MutexGuard<'_, HashMap<Uuid, (i32, SessionId)>> {
         // The map stays consistent even if a holder panicked: every update is one call.
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The signed-in user of the request and its session id, if any.
+    /// The signed-in user of the request, its cookie's session id and its tracked session.
     async fn current_user(
         &self,
         headers: &HeaderMap,
-    ) -> Result<Option<(Uuid, user::Model)>, BoxError> {
+    ) -> Result<Option<(Uuid, SessionId, user::Model)>, BoxError> {
         let Some(sid) = session_id(headers) else {
             return Ok(None);
         };
-        let Some(user_id) = self.sessions().get(&sid).copied() else {
+        let Some((user_id, session)) = self.sessions().get(&sid).copied() else {
             return Ok(None);
         };
         let user = user::Entity::find_by_id(user_id).one(&self.db).await?;
-        Ok(user.map(|user| (sid, user)))
+        Ok(user.map(|user| (sid, session, user)))
     }
 }
 
@@ -164,12 +165,13 @@ fn app(state: AppState) -> Router {
         .route("/sign-in", post(sign_in))
         .route("/sign-out", post(sign_out))
         .route("/security", get(security))
+        .route("/sessions/sign-out-others", post(sign_out_others))
         .layer(Extension(Arc::clone(&state.client_config)))
         .with_state(state)
 }
 
 async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
-    let Some((_, user)) = state.current_user(&headers).await? else {
+    let Some((_, _, user)) = state.current_user(&headers).await? else {
         return Ok(sign_in_page(StatusCode::OK, "", None));
     };
     // The newest login row holds the state right after that login: its number, and in
@@ -253,11 +255,14 @@ async fn sign_in(
     // The login row and any session row commit together: with sessions in the database,
     // insert yours on `txn` here. The in-memory session is created only after the commit,
     // so a failed commit leaves the user signed out and no login recorded.
-    let txn = trackable_core::begin_write(&state.db).await?;
-    permit.succeeded(&txn).await?;
-    txn.commit().await?;
     let sid = Uuid::new_v4();
-    state.sessions().insert(sid, user.id);
+    let details = Details::new()
+        .method(SignInMethod::Password)
+        .app_session_id(sid.to_string());
+    let txn = trackable_core::begin_write(&state.db).await?;
+    let (session, _) = permit.succeeded_with(&txn, &details).await?;
+    txn.commit().await?;
+    state.sessions().insert(sid, (user.id, session));
     // Add `; Secure` when served over HTTPS. SameSite=Lax keeps other sites from
     // posting to /sign-out with the cookie.
     let cookie = format!("{SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Lax");
@@ -269,44 +274,175 @@ async fn sign_out(
     client: ClientInfo,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    if let Some((sid, user)) = state.current_user(&headers).await? {
+    if let Some((sid, session, user)) = state.current_user(&headers).await? {
         // End the session first: signing out must work even if recording it fails.
         state.sessions().remove(&sid);
-        state.tracker.logout(&state.db, &user, &client).await?;
+        state
+            .tracker
+            .end_session(&state.db, &user, &client, session)
+            .await?;
     }
     let cookie = format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
     Ok(([(SET_COOKIE, cookie)], Redirect::to("/")).into_response())
 }
 
-async fn security(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
-    let Some((_, user)) = state.current_user(&headers).await? else {
+/// How long a session lasts in this app: sessions older than this are not listed as open.
+const SESSION_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::days(30);
+
+#[derive(Deserialize)]
+struct Page {
+    /// Events before this event number (the cursor of the older page).
+    before: Option<i64>,
+}
+
+/// The security page: this and the other open sessions (device, place, when), a button that
+/// signs out the others, and the history of sign-in events with readable names.
+async fn security(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(page_of): axum::extract::Query<Page>,
+) -> Result<Response, AppError> {
+    let Some((_, this, user)) = state.current_user(&headers).await? else {
         return Ok(page(
             StatusCode::UNAUTHORIZED,
             "Sign-in required",
             "<p><a href=\"/\">Sign in</a> to see your recent activity.</p>",
         ));
     };
-    // Newest first; pass `history.next` as `before` for the following page.
-    let history = state.tracker.history(&state.db, &user, None, 20).await?;
-    let events = history.events;
-    let rows: String = events
-        .iter()
-        .map(|row| {
-            format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                time(row.inserted_at),
-                row.action,
-                escape(row.remote_ip.as_deref().unwrap_or("-")),
-                // Sent by the client: anything can be in it.
-                escape(row.user_agent.as_deref().unwrap_or("-")),
-            )
-        })
-        .collect();
-    let body = format!(
-        "<table><tr><th>Time</th><th>Action</th><th>IP</th><th>User agent</th></tr>{rows}</table>\
-         <p><a href=\"/\">Back</a></p>"
-    );
-    Ok(page(StatusCode::OK, "Recent activity", &body))
+    let now = state.tracker.now();
+    let mut body = String::new();
+    let locked = state
+        .lockout
+        .locked_until(&state.tracker, &state.db, &user)
+        .await?;
+    if let Some(until) = locked {
+        body.push_str(&format!(
+            "<p class=\"error\" id=\"locked\">Sign-ins to this account are locked until {} \
+             after too many wrong passwords.</p>",
+            time(until)
+        ));
+    }
+
+    let sessions = state
+        .tracker
+        .open_sessions(&state.db, &user, SESSION_LIFETIME)
+        .await?;
+    body.push_str("<h2>Where you are signed in</h2><table id=\"sessions\"><tr><th>Device</th><th>Place</th><th>Signed in</th><th></th></tr>");
+    for session in &sessions {
+        let marker = if session.id == this {
+            "<strong>This session</strong>"
+        } else {
+            ""
+        };
+        body.push_str(&format!(
+            "<tr data-session=\"{}\"><td>{}</td><td>{}</td><td title=\"{}\">{}</td><td>{marker}</td></tr>",
+            session.id,
+            escape(session.device.as_deref().unwrap_or("Unknown device")),
+            escape(session.ip.as_deref().unwrap_or("Unknown")),
+            time(session.signed_in_at),
+            ago(now, session.signed_in_at),
+        ));
+    }
+    body.push_str("</table>");
+    if sessions.iter().any(|session| session.id != this) {
+        body.push_str(
+            "<form method=\"post\" action=\"/sessions/sign-out-others\">\
+             <button id=\"sign-out-others\">Sign out all other sessions</button></form>",
+        );
+    }
+
+    // Newest first; `next` is the cursor of the older page.
+    let history = state
+        .tracker
+        .activity(&state.db, &user, page_of.before, 20)
+        .await?;
+    body.push_str("<h2>Recent activity</h2><table id=\"history\"><tr><th>When</th><th>What</th><th>Device</th><th>Place</th></tr>");
+    for event in &history.events {
+        body.push_str(&format!(
+            "<tr><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            time(event.inserted_at),
+            ago(now, event.inserted_at),
+            escape(&describe(event)),
+            // Sent by the client: anything can be in it.
+            escape(
+                event
+                    .device
+                    .as_deref()
+                    .or(event.user_agent.as_deref())
+                    .unwrap_or("-")
+            ),
+            escape(event.remote_ip.as_deref().unwrap_or("-")),
+        ));
+    }
+    body.push_str("</table>");
+    if let Some(next) = history.next {
+        body.push_str(&format!(
+            "<p><a id=\"older\" href=\"/security?before={next}\">Older events</a></p>"
+        ));
+    }
+    body.push_str("<p><a href=\"/\">Back</a></p>");
+    Ok(page(StatusCode::OK, "Security", &body))
+}
+
+/// "Sign out all other sessions": one event in the trail, and the app's own sessions of
+/// those logins removed.
+async fn sign_out_others(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    if let Some((_, this, user)) = state.current_user(&headers).await? {
+        let ended = state
+            .tracker
+            .sign_out_others(&state.db, &user, &client, this, SESSION_LIFETIME)
+            .await?;
+        state
+            .sessions()
+            .retain(|_, (user_id, session)| *user_id != user.id || !ended.contains(session));
+    }
+    Ok(Redirect::to("/security").into_response())
+}
+
+/// An event in words.
+fn describe(event: &Activity) -> String {
+    let reason = match event.reason.as_deref() {
+        Some("wrong_password") => " (wrong password)",
+        Some("locked") | Some("too_many_attempts") | Some("network_blocked") => {
+            " (too many attempts)"
+        }
+        _ => "",
+    };
+    let what = match event.action {
+        Action::Login => "Signed in",
+        Action::Logout => "Signed out",
+        Action::FailedLogin => "Sign-in failed",
+        Action::Refused => "Sign-in refused",
+        Action::Lock => "Sign-ins locked",
+        Action::Unlock => "Sign-ins unlocked",
+        Action::PasswordReset => "Password reset",
+        Action::PasswordChange => "Password changed",
+        Action::EmailChange => "E-mail changed",
+        Action::SessionRevoked => "Session ended",
+        Action::OthersRevoked => "Signed out of all other sessions",
+        Action::SessionRestored => "Session restored",
+        Action::Registration => "Account created",
+        Action::MfaSuccess => "Second factor verified",
+        Action::MfaFailure => "Second factor failed",
+        _ => "Other event",
+    };
+    format!("{what}{reason}")
+}
+
+/// `at` relative to `now`: "just now", "5 minutes ago", "3 days ago".
+fn ago(now: chrono::DateTime<chrono::Utc>, at: chrono::DateTime<chrono::Utc>) -> String {
+    let seconds = (now - at).num_seconds().max(0);
+    let (n, unit) = match seconds {
+        0..60 => return "just now".to_owned(),
+        60..3_600 => (seconds / 60, "minute"),
+        3_600..86_400 => (seconds / 3_600, "hour"),
+        _ => (seconds / 86_400, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
 }
 
 // Argon2 is slow on purpose: run it off the async workers.
@@ -385,8 +521,10 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title>\
          <style>body{{font-family:sans-serif;margin:2em}}label{{display:block;margin:.5em 0}}\
-         td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}\
-         table{{border-collapse:collapse}}.error{{color:#b00}}</style></head>\
+         td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;\
+         overflow-wrap:anywhere;vertical-align:top}}\
+         table{{border-collapse:collapse;width:100%;max-width:60em;table-layout:fixed}}\
+         .error{{color:#b00}}</style></head>\
          <body><h1>{title}</h1>{body}</body></html>"
     );
     (status, Html(html)).into_response()
@@ -490,7 +628,9 @@ async fn smoke_test(addr: SocketAddr, state: &AppState) -> Result<(), BoxError> 
 
     let (status, _, body) = request(addr, "GET", "/security", &cookie, "").await?;
     assert_eq!(status, 200, "security page");
-    assert!(body.contains("<td>failed_login</td>") && body.contains("&lt;probe&gt;"));
+    assert!(
+        body.contains("<td>Sign-in failed (wrong password)</td>") && body.contains("&lt;probe&gt;")
+    );
 
     let (status, _, _) = request(addr, "POST", "/sign-out", &cookie, "").await?;
     assert_eq!(status, 303, "sign out");
@@ -745,9 +885,13 @@ mod tests {
 
         let (status, _, body) = send(&state, peer, get("/security", cookie), None).await;
         assert_eq!(status, StatusCode::OK);
-        let login = body.find("<td>login</td>").unwrap();
-        let failed = body.find("<td>failed_login</td>").unwrap();
+        let login = body.find("<td>Signed in</td>").unwrap();
+        let failed = body
+            .find("<td>Sign-in failed (wrong password)</td>")
+            .unwrap();
         assert!(login < failed, "newest first");
+        assert!(body.contains("<strong>This session</strong>"), "{body}");
+        assert!(!body.contains("sign-out-others"), "no other session");
         assert!(body.contains("<td>2001:db8::5</td>"));
         assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!body.contains("<script>"));
@@ -802,5 +946,262 @@ mod tests {
         assert!(body.contains(" from 198.51.100.23."));
         let rows = audit_rows(&state).await;
         assert_eq!(rows[1].remote_ip.as_deref(), Some("203.0.113.9"));
+    }
+
+    #[tokio::test]
+    async fn the_security_page_pages_its_history_and_shows_a_lock() {
+        let (state, _dir) = state(ClientConfig::new()).await;
+        let peer = "192.0.2.8:1000";
+        let cookie = sign_in_as(&state, peer, DESKTOP).await;
+        let user = user::Entity::find().one(&state.db).await.unwrap().unwrap();
+        let client = ClientInfo::from_ip("192.0.2.8".parse().unwrap());
+        for _ in 0..25 {
+            state
+                .tracker
+                .track(&state.db, &user, Action::PasswordChange, &client)
+                .await
+                .unwrap();
+        }
+        state.tracker.lock(&state.db, &user, &client).await.unwrap();
+        let (_, _, body) = send(&state, peer, get("/security", &cookie), None).await;
+        assert!(body.contains("id=\"locked\""), "locked until: {body}");
+        assert_eq!(body.matches("<td>Password changed</td>").count(), 19);
+        let older = body
+            .split("href=\"/security?before=")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a link to older events");
+        let (_, _, body) = send(
+            &state,
+            peer,
+            get(&format!("/security?before={older}"), &cookie),
+            None,
+        )
+        .await;
+        assert_eq!(body.matches("<td>Password changed</td>").count(), 6);
+        assert!(
+            body.contains("<td>Signed in</td>"),
+            "the oldest event: {body}"
+        );
+        assert!(!body.contains("Older events"), "the last page");
+    }
+
+    /// The user agents of the two devices of the browser test.
+    const DESKTOP: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    const PHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+
+    /// A chromedriver on a free port, stopped when dropped.
+    struct Driver {
+        child: std::process::Child,
+        url: String,
+    }
+
+    impl Drop for Driver {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// Starts Debian's `chromedriver`, or `None` when it is not installed (the test then
+    /// fails under `TRACKABLE_REQUIRE_SERVERS=1`, as CI runs it).
+    async fn chromedriver() -> Option<Driver> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let driver = Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..100 {
+            if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Some(driver);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    /// Signs in as the demo user from `peer` with `user_agent`; returns the session cookie.
+    async fn sign_in_as(state: &AppState, peer: &str, user_agent: &str) -> String {
+        let request = Request::post("/sign-in")
+            .header("user-agent", user_agent)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(credentials(DEMO_PASSWORD)))
+            .unwrap();
+        let peer: SocketAddr = peer.parse().unwrap();
+        let response = app(state.clone())
+            .layer(MockConnectInfo(peer))
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let cookie = response.headers()[SET_COOKIE].to_str().unwrap();
+        cookie.split(';').next().unwrap().to_owned()
+    }
+
+    /// The security page in headless Chromium (Debian's `chromium` and `chromium-driver`):
+    /// sign in through the form, see this session and the phone's, sign the phone out, and
+    /// check what the page shows. Saves a screenshot as `target/security-page.png`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_security_page_in_a_real_browser() {
+        use fantoccini::{ClientBuilder, Locator};
+
+        let Some(driver) = chromedriver().await else {
+            let required = std::env::var("TRACKABLE_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "chromedriver is required (apt-get install chromium chromium-driver)"
+            );
+            eprintln!("chromedriver not installed: the browser test did not run");
+            return;
+        };
+        let (state, _dir) = state(ClientConfig::new()).await;
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, service).await });
+        let base = format!("http://{addr}");
+
+        // The phone signs in first, from elsewhere.
+        let phone = sign_in_as(&state, "198.51.100.7:4000", PHONE).await;
+
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            serde_json::json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu",
+                    "--disable-dev-shm-usage", "--window-size=1100,900",
+                    format!("--user-agent={DESKTOP}"),
+                ],
+            }),
+        );
+        let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&driver.url)
+            .await
+            .expect("a Chromium session");
+
+        browser.goto(&format!("{base}/")).await.unwrap();
+        let form = |name: &str| {
+            Locator::Css(if name == "email" {
+                "input[name=email]"
+            } else {
+                "input[name=password]"
+            })
+        };
+        browser
+            .find(form("email"))
+            .await
+            .unwrap()
+            .send_keys(DEMO_EMAIL)
+            .await
+            .unwrap();
+        browser
+            .find(form("password"))
+            .await
+            .unwrap()
+            .send_keys(DEMO_PASSWORD)
+            .await
+            .unwrap();
+        browser
+            .find(Locator::Css("form button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let welcome = browser
+            .find(Locator::Css("body"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(welcome.contains("Welcome, demo@example.com!"), "{welcome}");
+
+        browser.goto(&format!("{base}/security")).await.unwrap();
+        let rows = browser
+            .find_all(Locator::Css("#sessions tr[data-session]"))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2, "this session and the phone's");
+        let sessions = browser
+            .find(Locator::Css("#sessions"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            sessions.contains("Chrome on Linux") && sessions.contains("This session"),
+            "{sessions}"
+        );
+        assert!(
+            sessions.contains("Safari on iOS") && sessions.contains("198.51.100.7"),
+            "{sessions}"
+        );
+        assert!(sessions.contains("just now"), "relative times: {sessions}");
+
+        browser
+            .find(Locator::Id("sign-out-others"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let rows = browser
+            .find_all(Locator::Css("#sessions tr[data-session]"))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "only this session is left");
+        let page_text = browser
+            .find(Locator::Css("body"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            !page_text.contains("Sign out all other sessions"),
+            "{page_text}"
+        );
+        let history = browser
+            .find(Locator::Css("#history"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            history.contains("Signed out of all other sessions"),
+            "{history}"
+        );
+        assert!(history.contains("Signed in"), "{history}");
+
+        let screenshot = browser.screenshot().await.unwrap();
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/security-page.png");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &screenshot).unwrap();
+        assert!(screenshot.starts_with(b"\x89PNG"), "a PNG screenshot");
+        browser.close().await.unwrap();
+
+        // The phone's session is gone from the app's store too.
+        let (_, _, body) = send(&state, "198.51.100.7:4000", get("/", &phone), None).await;
+        assert!(
+            body.contains("<form method=\"post\" action=\"/sign-in\">"),
+            "signed out: {body}"
+        );
     }
 }
