@@ -1030,6 +1030,24 @@ mod tests {
         None
     }
 
+    /// The text of the element that `css` selects.
+    async fn text(browser: &fantoccini::Client, css: &str) -> String {
+        let element = browser.find(fantoccini::Locator::Css(css)).await.unwrap();
+        element.text().await.unwrap()
+    }
+
+    /// How many elements `css` selects.
+    async fn count(browser: &fantoccini::Client, css: &str) -> usize {
+        let found = browser.find_all(fantoccini::Locator::Css(css)).await;
+        found.unwrap().len()
+    }
+
+    /// Clicks the element `locator` finds.
+    async fn click(browser: &fantoccini::Client, locator: fantoccini::Locator<'_>) {
+        let element = browser.find(locator).await.unwrap();
+        element.click().await.unwrap();
+    }
+
     /// Signs in as the demo user from `peer` with `user_agent`; returns the session cookie.
     async fn sign_in_as(state: &AppState, peer: &str, user_agent: &str) -> String {
         let request = Request::post("/sign-in")
@@ -1114,35 +1132,14 @@ mod tests {
             .send_keys(DEMO_PASSWORD)
             .await
             .unwrap();
-        browser
-            .find(Locator::Css("form button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let welcome = browser
-            .find(Locator::Css("body"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        click(&browser, Locator::Css("form button")).await;
+        let welcome = text(&browser, "body").await;
         assert!(welcome.contains("Welcome, demo@example.com!"), "{welcome}");
 
         browser.goto(&format!("{base}/security")).await.unwrap();
-        let rows = browser
-            .find_all(Locator::Css("#sessions tr[data-session]"))
-            .await
-            .unwrap();
-        assert_eq!(rows.len(), 2, "this session and the phone's");
-        let sessions = browser
-            .find(Locator::Css("#sessions"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let rows = count(&browser, "#sessions tr[data-session]").await;
+        assert_eq!(rows, 2, "this session and the phone's");
+        let sessions = text(&browser, "#sessions").await;
         assert!(
             sessions.contains("Chrome on Linux") && sessions.contains("This session"),
             "{sessions}"
@@ -1153,36 +1150,15 @@ mod tests {
         );
         assert!(sessions.contains("just now"), "relative times: {sessions}");
 
-        browser
-            .find(Locator::Id("sign-out-others"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let rows = browser
-            .find_all(Locator::Css("#sessions tr[data-session]"))
-            .await
-            .unwrap();
-        assert_eq!(rows.len(), 1, "only this session is left");
-        let page_text = browser
-            .find(Locator::Css("body"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        click(&browser, Locator::Id("sign-out-others")).await;
+        let rows = count(&browser, "#sessions tr[data-session]").await;
+        assert_eq!(rows, 1, "only this session is left");
+        let page_text = text(&browser, "body").await;
         assert!(
             !page_text.contains("Sign out all other sessions"),
             "{page_text}"
         );
-        let history = browser
-            .find(Locator::Css("#history"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let history = text(&browser, "#history").await;
         assert!(
             history.contains("Signed out of all other sessions"),
             "{history}"
