@@ -22,9 +22,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("store", 1),
     ("trail", 2),
     ("tracker", 3),
-    ("integration", 3),
     ("lockout", 4),
-    ("__private", 5),
+    ("integration", 5),
+    ("__private", 6),
 ];
 
 type Module = String;

@@ -275,17 +275,20 @@
 //! | entry points | `tracker/`, `lockout` | [`Tracker`] and the `track_*` functions, its audit-trail queries; the [`Lockout`] policy on top of them |
 //! | audit trail | `trail/` | where an audit trail is stored and the statements that read it, the shared queries, retention, the new-IP hook, query plans |
 //! | SQL | `store/` | statement text, connections and transactions, the migration, PostgreSQL's append function, decoding rows |
-//! | vocabulary | `action`, `state`, `error`, `event`, `trackable`, `client/` | the types every layer speaks: actions, sign-in state, errors, one event and its `tracing` record, the [`Trackable`] contract, client IPs and their policies |
+//! | vocabulary | `action`, `details`, `state`, `error`, `event`, `trackable`, `client/` | the types every layer speaks: actions and their details (method, reason, session), sign-in state, errors, one event and its `tracing` record, the [`Trackable`] contract, client IPs, devices and their policies |
 //!
-//! Integrations with web frameworks (`integration/`: `http`, `axum`) sit beside the entry
-//! points, each behind its feature, and use only `client/`. `__private` is what the derive's
-//! generated code calls. `tests/layout.rs` checks that no module imports one above it.
+//! Integrations with web frameworks (`integration/`: `http`, `axum`, `axum-login`) sit on top,
+//! each behind its feature: `http` and `axum` use only `client/`, `axum-login` the tracker and
+//! the lockout. `__private` is what the derive's generated code calls. `tests/layout.rs` checks
+//! that no module imports one above it.
 //!
 //! # Features
 //!
 //! - `derive` (default): re-exports [`Trackable`](macro@Trackable) and [`sign_in_fields`].
 //! - `sqlite`, `postgres`, `mysql`: forward the backend to sea-orm (`sqlite` also turns on
 //!   `RETURNING` for SQLite 3.35 and later).
+//! - `axum-login`: [`TrackedBackend`], an axum-login 0.18 backend that tracks sign-ins behind
+//!   the [`Lockout`] (implies `axum`).
 //! - `http`: [`ClientInfo::from_parts`] and [`ClientInfo::from_headers`] build the client from
 //!   an `http` request and the peer address, resolving the client IP behind trusted proxies.
 //! - `axum`: [`ClientInfo`] is an axum extractor (implies `http`).
@@ -321,6 +324,8 @@ pub use error::{Error, Result};
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use integration::StateClientInfo;
+#[cfg(feature = "axum-login")]
+pub use integration::{PasswordBackend, TrackedBackend, TrackedCredentials, TrackedError};
 pub use lockout::{Attempt, LockDecision, Lockout, Permit, Refusal, RefusalReason};
 pub use state::{HasSignInState, SignInState};
 pub use store::connection::{Connection, begin_write};
@@ -337,7 +342,7 @@ pub use trail::retention::{
     forget_audit_user_agents, purge_audit_trail,
 };
 pub use trail::sessions::OpenSession;
-pub use trail::tables::AuditTrail;
+pub use trail::tables::{AuditRecord, AuditTrail};
 pub use trail::verify::{BreakKind, TrailBreak, TrailHead, TrailReport};
 
 /// Derives [`Trackable`](trait@Trackable) for a SeaORM user model. See the
@@ -352,5 +357,10 @@ pub use trackable_derive::Trackable;
 #[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
 pub use trackable_derive::sign_in_fields;
 
+/// Re-exported: times and durations of the API ([`Lockout::new`], [`Tracker::now`]) are
+/// `chrono` types.
+pub use chrono;
+/// Re-exported: [`ClientConfig::trust_network`] takes an `ipnet::IpNet`.
+pub use ipnet;
 /// Re-exported for generated code and for applications that want the same version.
 pub use sea_orm;

@@ -44,9 +44,36 @@ use crate::trackable::{Trackable, table_of};
 /// }
 /// # fn main() {}
 /// ```
-pub trait AuditTrail: Trackable {
+pub trait AuditTrail: Trackable<Record: AuditRecord> {
     /// The audit entity that the derive generated: its `Model` is [`Trackable::Record`].
     type Audit: EntityTrait<Model = Self::Record>;
+}
+
+/// A row of any audit trail: what generic code over several audit tables reads without
+/// knowing their generated entities. The derive implements it for every audit entity.
+///
+/// ```no_run
+/// use trackable_core::{AuditRecord, AuditTrail, Tracker};
+///
+/// async fn last_place<M: AuditTrail>(db: &sea_orm::DatabaseConnection, user: &M)
+///     -> trackable_core::Result<Option<String>> {
+///     let page = Tracker::new().history(db, user, None, 1).await?;
+///     Ok(page.events.first().and_then(|row| row.remote_ip().map(str::to_owned)))
+/// }
+/// ```
+pub trait AuditRecord {
+    /// The user's event number.
+    fn seq(&self) -> i64;
+    /// What happened.
+    fn action(&self) -> Action;
+    /// The client's IP, after the privacy policy.
+    fn remote_ip(&self) -> Option<&str>;
+    /// The user agent, after its policy.
+    fn user_agent(&self) -> Option<&str>;
+    /// When (UTC, microseconds).
+    fn inserted_at(&self) -> DateTime<Utc>;
+    /// The device label ([`device_label`](crate::device_label)).
+    fn device(&self) -> Option<&str>;
 }
 
 /// Where an audit trail is stored.

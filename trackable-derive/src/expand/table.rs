@@ -183,6 +183,28 @@ pub(super) fn expand<'a>(input: &Checked<'a>, table: &LitStr, module: &Ident) ->
             impl ActiveModelBehavior for ActiveModel {}
 
             #[automatically_derived]
+            impl super::__trackable_core::AuditRecord for Model {
+                fn seq(&self) -> i64 {
+                    self.seq
+                }
+                fn action(&self) -> super::__trackable_core::Action {
+                    self.action
+                }
+                fn remote_ip(&self) -> ::core::option::Option<&str> {
+                    self.remote_ip.as_deref()
+                }
+                fn user_agent(&self) -> ::core::option::Option<&str> {
+                    self.user_agent.as_deref()
+                }
+                fn inserted_at(&self) -> super::__trackable_core::chrono::DateTime<super::__trackable_core::chrono::Utc> {
+                    self.inserted_at
+                }
+                fn device(&self) -> ::core::option::Option<&str> {
+                    self.device.as_deref()
+                }
+            }
+
+            #[automatically_derived]
             impl super::__trackable_core::HasSignInState for Model {
                 fn sign_in_state(&self) -> super::__trackable_core::SignInState {
                     super::__trackable_core::SignInState {
