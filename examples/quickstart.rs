@@ -125,11 +125,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     let mut trail = Vec::new();
     trail.push(tracker.login(&db, &grace, &laptop).await?);
-    trail.extend(tracker.failed_login(&db, &grace, &phone).await?);
-    trail.extend(tracker.lock(&db, &grace, &phone).await?);
-    trail.extend(tracker.unlock(&db, &grace, &laptop).await?);
+    trail.push(tracker.failed_login(&db, &grace, &phone).await?);
+    trail.push(tracker.lock(&db, &grace, &phone).await?);
+    trail.push(tracker.unlock(&db, &grace, &laptop).await?);
     trail.push(tracker.logout(&db, &grace, &laptop).await?);
-    trail.extend(tracker.password_reset(&db, &grace, &phone).await?);
+    trail.push(tracker.password_reset(&db, &grace, &phone).await?);
     let rows: Vec<Vec<String>> = trail
         .iter()
         .map(|row| {

@@ -52,7 +52,7 @@
 //! |---|---|---|
 //! | [`track_login`] | count + 1, current → last, (now, ip) → current | appends a `login` row |
 //! | [`track_logout`] | current → last, current cleared | appends a `logout` row |
-//! | [`track_failed_login`], [`track_lock`], [`track_unlock`], [`track_unlock_token`], [`track_password_reset`] | writes nothing, returns `Ok(None)` | appends a row with the state unchanged |
+//! | [`track_failed_login`], [`track_lock`], [`track_unlock`], [`track_unlock_token`], [`track_password_reset`] | writes nothing, returns `Ok(())` | appends a row with the state unchanged and returns it |
 //! | [`track`] | any [`Action`] | any [`Action`] |
 //!
 //! [`SignInState::apply`] is the exact rule. Each function takes a

@@ -12,6 +12,11 @@ pub trait Trackable: ModelTrait + FromQueryResult + Send + Sync + 'static {
     /// appended audit row (table mode).
     type Record: FromQueryResult + HasSignInState + Send + Sync + 'static;
 
+    /// What the events that only table mode records (a failed login, a lock, an unlock, an
+    /// unlock token, a password reset) return: the appended audit row in table mode, and
+    /// `()` in fields mode, which writes nothing for them.
+    type Noted: Send + Sync + 'static;
+
     /// How this model is tracked.
     const MODE: Mode;
 
@@ -21,6 +26,9 @@ pub trait Trackable: ModelTrait + FromQueryResult + Send + Sync + 'static {
 
     #[doc(hidden)]
     fn __tracking() -> Tracking<Self::Entity>;
+
+    #[doc(hidden)]
+    fn __noted(record: Option<Self::Record>) -> Option<Self::Noted>;
 
     #[doc(hidden)]
     fn __user_id(&self) -> Value;

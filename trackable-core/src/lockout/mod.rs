@@ -709,7 +709,7 @@ impl Lockout {
     {
         let tables = AuditTables::of::<M>();
         let duration = self.lock_duration(conn, &tables, user, now, None).await?;
-        let record = tracker.lock(conn, user, client).await?;
+        let record = tracker.track(conn, user, Action::Lock, client).await?;
         let locked_at = record
             .as_ref()
             .and_then(inserted_at::<M::Audit>)

@@ -110,12 +110,13 @@ pub(crate) static DEFAULT: LazyLock<Tracker> = LazyLock::new(Tracker::default);
 macro_rules! event_methods {
     ($($(#[$doc:meta])* $name:ident => $action:ident;)*) => {$(
         $(#[$doc])*
-        pub async fn $name<C, M>(&self, db: &C, user: &M, client: &ClientInfo) -> Result<Option<M::Record>>
+        pub async fn $name<C, M>(&self, db: &C, user: &M, client: &ClientInfo) -> Result<M::Noted>
         where
             C: Connection,
             M: Trackable,
         {
-            self.track(db, user, Action::$action, client).await
+            let record = self.track(db, user, Action::$action, client).await?;
+            noted::<M>(record)
         }
     )*};
 }
@@ -292,20 +293,20 @@ impl Tracker {
     }
 
     event_methods! {
-        /// Records a sign-in attempt with wrong credentials. Table mode appends a row; fields
-        /// mode writes nothing and returns `Ok(None)`.
+        /// Records a sign-in attempt with wrong credentials. Table mode appends a row and
+        /// returns it; fields mode writes nothing and returns `()`.
         failed_login => FailedLogin;
-        /// Records that the account was locked. Table mode appends a row; fields mode writes
-        /// nothing and returns `Ok(None)`.
+        /// Records that the account was locked. Table mode appends a row and returns it;
+        /// fields mode writes nothing and returns `()`.
         lock => Lock;
-        /// Records that the account was unlocked. Table mode appends a row; fields mode
-        /// writes nothing and returns `Ok(None)`.
+        /// Records that the account was unlocked. Table mode appends a row and returns it;
+        /// fields mode writes nothing and returns `()`.
         unlock => Unlock;
-        /// Records an unlock token. Table mode appends a row; fields mode writes nothing and
-        /// returns `Ok(None)`.
+        /// Records an unlock token. Table mode appends a row and returns it; fields mode
+        /// writes nothing and returns `()`.
         unlock_token => UnlockToken;
-        /// Records a password reset. Table mode appends a row; fields mode writes nothing
-        /// and returns `Ok(None)`.
+        /// Records a password reset. Table mode appends a row and returns it; fields mode
+        /// writes nothing and returns `()`.
         password_reset => PasswordReset;
     }
 
@@ -474,10 +475,18 @@ fn log<M: Trackable>(event: &Event, user: &M, outcome: &'static str, error: Opti
     }
 }
 
+/// What a table-mode-only event returns: see [`Trackable::Noted`].
+fn noted<M: Trackable>(record: Option<M::Record>) -> Result<M::Noted> {
+    M::__noted(record).ok_or_else(|| Error::InvalidData {
+        model: std::any::type_name::<M>(),
+        what: "no audit row for a table-mode event".to_owned(),
+    })
+}
+
 macro_rules! free_functions {
     ($($(#[$doc:meta])* $name:ident => $method:ident;)*) => {$(
         $(#[$doc])*
-        pub async fn $name<C, M>(db: &C, user: &M, client: &ClientInfo) -> Result<Option<M::Record>>
+        pub async fn $name<C, M>(db: &C, user: &M, client: &ClientInfo) -> Result<M::Noted>
         where
             C: Connection,
             M: Trackable,

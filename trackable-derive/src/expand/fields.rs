@@ -70,6 +70,8 @@ pub(super) fn expand<'a>(input: &Checked<'a>, roles: &[&'a Field<'a>; 5]) -> Par
     };
     Parts {
         record: quote!(Self),
+        noted: quote!(()),
+        noted_body: quote!(::core::option::Option::Some(())),
         mode: quote!(__trackable_core::Mode::Fields),
         bodies,
         checks: quote!(#(#traits)*),

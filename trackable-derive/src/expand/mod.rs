@@ -31,6 +31,8 @@ pub(crate) fn expand(input: &Checked<'_>) -> TokenStream {
 
     let Parts {
         record,
+        noted,
+        noted_body,
         mode,
         bodies,
         checks,
@@ -108,6 +110,8 @@ pub(crate) fn expand(input: &Checked<'_>) -> TokenStream {
         {
             type Record = #record;
 
+            type Noted = #noted;
+
             const MODE: __trackable_core::Mode = #mode;
 
             fn migration() -> __trackable_core::Migration {
@@ -116,6 +120,10 @@ pub(crate) fn expand(input: &Checked<'_>) -> TokenStream {
 
             fn __tracking() -> __trackable_core::__private::Tracking<Self::Entity> {
                 __trackable::tracking()
+            }
+
+            fn __noted(record: ::core::option::Option<Self::Record>) -> ::core::option::Option<Self::Noted> {
+                #noted_body
             }
 
             fn __user_id(&self) -> __trackable_core::__private::sea_orm::Value {
@@ -162,6 +170,9 @@ pub(crate) fn entity_stub(vis: &syn::Visibility) -> TokenStream {
 struct Parts<'a> {
     /// `type Record`.
     record: TokenStream,
+    /// `type Noted`, and the body of `__noted`.
+    noted: TokenStream,
+    noted_body: TokenStream,
     /// `const MODE`.
     mode: TokenStream,
     /// Functions `tracking()` and `migration()` of module `__trackable`, which name the

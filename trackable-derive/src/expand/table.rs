@@ -240,6 +240,8 @@ pub(super) fn expand<'a>(input: &Checked<'a>, table: &LitStr, module: &Ident) ->
     };
     Parts {
         record: quote!(#module::Model),
+        noted: quote!(#module::Model),
+        noted_body: quote!(record),
         mode: quote!(__trackable_core::Mode::Table { table: #table }),
         bodies,
         checks,
