@@ -32,8 +32,8 @@ use sea_orm::{
     Schema,
 };
 
-/// A database the test owns: a temporary SQLite file (deleted with it) or a fresh database on
-/// a server (left for the throwaway server to take away).
+/// A database the test owns: a temporary SQLite file or a fresh database on a server, both
+/// deleted when the `TestDb` is dropped.
 #[derive(Debug)]
 pub struct TestDb {
     /// The pool.
@@ -42,6 +42,58 @@ pub struct TestDb {
     pub backend: DbBackend,
     // Keeps the SQLite file alive.
     _dir: Option<tempfile::TempDir>,
+    // The server database to drop, and the admin URL to drop it through.
+    server: Option<ServerDb>,
+}
+
+#[derive(Debug)]
+struct ServerDb {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for TestDb {
+    /// Drops the server database before returning, so that a test, bench or load run that ends
+    /// leaves nothing behind. `Drop` cannot await and may run on a runtime's only thread, so
+    /// the drop runs on its own thread and runtime, which this one waits for.
+    fn drop(&mut self) {
+        let Some(server) = self.server.take() else {
+            return;
+        };
+        // Closing marks the pool closed at once (the returned future only waits for the
+        // connections to go), so it neither hands out nor reopens a connection meanwhile.
+        let sql = match self.backend {
+            DbBackend::Postgres => {
+                drop(self.db.get_postgres_connection_pool().close());
+                // FORCE ends the sessions still open, this pool's idle ones included.
+                format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", server.name)
+            }
+            DbBackend::MySql => {
+                drop(self.db.get_mysql_connection_pool().close());
+                format!("DROP DATABASE IF EXISTS {}", server.name)
+            }
+            _ => return,
+        };
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let admin = Database::connect(quiet(&server.admin_url, 1)).await?;
+                admin.execute_unprepared(&sql).await?;
+                admin.close().await
+            })
+            .map_err(|e| format!("{sql}: {e}"))
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            // A panic here while the test is already panicking would abort the whole run.
+            Ok(Err(e)) => eprintln!("cannot drop the test database: {e}"),
+            Err(_) => eprintln!("cannot drop the test database {}: panicked", server.name),
+        }
+    }
 }
 
 impl std::ops::Deref for TestDb {
@@ -60,6 +112,7 @@ pub async fn sqlite_file(connections: u32) -> Result<TestDb, DbErr> {
         db,
         backend: DbBackend::Sqlite,
         _dir: Some(dir),
+        server: None,
     })
 }
 
@@ -89,6 +142,7 @@ pub async fn sqlite_memory() -> Result<TestDb, DbErr> {
         db,
         backend: DbBackend::Sqlite,
         _dir: None,
+        server: None,
     })
 }
 
@@ -131,10 +185,20 @@ async fn server(
     admin
         .execute_unprepared(&format!("CREATE DATABASE {name}"))
         .await?;
+    // From here on, a failure drops the new database with `test_db`.
+    let mut test_db = TestDb {
+        db: admin,
+        backend,
+        _dir: None,
+        server: Some(ServerDb {
+            admin_url: url.clone(),
+            name: name.clone(),
+        }),
+    };
     if let Some(configure) = configure {
-        admin.execute_unprepared(&configure(&name)).await?;
+        test_db.db.execute_unprepared(&configure(&name)).await?;
     }
-    admin.close().await?;
+    test_db.db.close_by_ref().await?;
     // Same server and options, another database: `scheme://who@where/<name>?options`.
     let (path, options) = match url.split_once('?') {
         Some((path, options)) => (path, Some(options)),
@@ -145,12 +209,8 @@ async fn server(
         Some(options) => format!("{base}/{name}?{options}"),
         None => format!("{base}/{name}"),
     };
-    let db = Database::connect(quiet(&url, connections)).await?;
-    Ok(Some(TestDb {
-        db,
-        backend,
-        _dir: None,
-    }))
+    test_db.db = Database::connect(quiet(&url, connections)).await?;
+    Ok(Some(test_db))
 }
 
 fn quiet(url: &str, connections: u32) -> ConnectOptions {
