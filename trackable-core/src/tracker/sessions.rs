@@ -12,6 +12,29 @@ use crate::store::connection::Connection;
 use crate::trail::sessions::{OpenSession, open_sessions};
 use crate::trail::tables::{AuditTables, AuditTrail};
 
+/// The events that name one session.
+macro_rules! session_events {
+    ($($(#[$doc:meta])* $name:ident => $action:ident;)*) => {$(
+        $(#[$doc])*
+        pub async fn $name<C, M>(
+            &self,
+            db: &C,
+            user: &M,
+            client: &ClientInfo,
+            session: SessionId,
+        ) -> Result<M::Record>
+        where
+            C: Connection,
+            M: AuditTrail,
+        {
+            let details = Details::new().session(session);
+            let action = Action::$action;
+            let (record, _) = self.write_with(db, user, action, client, &details).await?;
+            Ok(record)
+        }
+    )*};
+}
+
 /// # Sessions (table mode)
 ///
 /// A login's audit row is the session's start, and its event number (`seq`) the session's
@@ -63,54 +86,16 @@ impl Tracker {
         Ok((SessionId(seq), record))
     }
 
-    /// Records a sign-out that ends `session` (and no other session of the user).
-    pub async fn end_session<C, M>(
-        &self,
-        db: &C,
-        user: &M,
-        client: &ClientInfo,
-        session: SessionId,
-    ) -> Result<M::Record>
-    where
-        C: Connection,
-        M: AuditTrail,
-    {
-        self.for_session(db, user, client, Action::Logout, session)
-            .await
-    }
-
-    /// Records that `session` was ended other than by its own sign-out: by an administrator,
-    /// or by the user from another session. Revoke it in the app's session store too.
-    pub async fn revoke_session<C, M>(
-        &self,
-        db: &C,
-        user: &M,
-        client: &ClientInfo,
-        session: SessionId,
-    ) -> Result<M::Record>
-    where
-        C: Connection,
-        M: AuditTrail,
-    {
-        self.for_session(db, user, client, Action::SessionRevoked, session)
-            .await
-    }
-
-    /// Records that a session was restored from a remember-me cookie: an event of its own,
-    /// not a login (not counted, and `current_*` stays).
-    pub async fn restore_session<C, M>(
-        &self,
-        db: &C,
-        user: &M,
-        client: &ClientInfo,
-        session: SessionId,
-    ) -> Result<M::Record>
-    where
-        C: Connection,
-        M: AuditTrail,
-    {
-        self.for_session(db, user, client, Action::SessionRestored, session)
-            .await
+    session_events! {
+        /// Records a sign-out that ends `session` (and no other session of the user).
+        end_session => Logout;
+        /// Records that `session` was ended other than by its own sign-out: by an
+        /// administrator, or by the user from another session. Revoke it in the app's session
+        /// store too.
+        revoke_session => SessionRevoked;
+        /// Records that a session was restored from a remember-me cookie: an event of its
+        /// own, not a login (not counted, and `current_*` stays).
+        restore_session => SessionRestored;
     }
 
     /// "Sign out everywhere else": one event (`others_revoked`) that ends every session of
@@ -157,23 +142,6 @@ impl Tracker {
     {
         let since = self.session_cut_off(db, max_age).await?;
         open_sessions(db, &AuditTables::of::<M>(), user.__user_id(), since, None).await
-    }
-
-    async fn for_session<C, M>(
-        &self,
-        db: &C,
-        user: &M,
-        client: &ClientInfo,
-        action: Action,
-        session: SessionId,
-    ) -> Result<M::Record>
-    where
-        C: Connection,
-        M: AuditTrail,
-    {
-        let details = Details::new().session(session);
-        let (record, _) = self.write_with(db, user, action, client, &details).await?;
-        Ok(record)
     }
 
     async fn session_cut_off<C: Connection>(

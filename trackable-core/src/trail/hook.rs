@@ -94,37 +94,56 @@ pub(crate) async fn after_login<C, M>(
     C: Connection,
     M: Trackable,
 {
-    let (Mode::Table { table }, Some(ip)) = (M::MODE, event.ip.as_deref()) else {
+    let Some(ip) = event.ip.as_deref() else {
         return;
+    };
+    if first_with(db, user, ("remote_ip", ip), appended, "new-IP").await {
+        hook.on_new_ip(&NewIp {
+            user_id: user.__user_id(),
+            ip: ip.to_owned(),
+            user_agent: event.user_agent.clone(),
+            at: signed_in_at(record, event),
+            event_id: appended.id,
+            seq: appended.seq,
+            first_login: record.sign_in_state().sign_in_count == 1,
+        });
+    }
+}
+
+/// When the login of `record` happened.
+fn signed_in_at<R: HasSignInState>(record: &R, event: &Event) -> DateTime<Utc> {
+    record
+        .sign_in_state()
+        .current_sign_in_at
+        .unwrap_or(event.now)
+}
+
+/// Whether the login recorded as `appended` is the user's first with `value` in `column`
+/// (table mode). A failed check is logged as a warning (`what` names it) and answers no.
+async fn first_with<C, M>(
+    db: &C,
+    user: &M,
+    column_value: (&str, &str),
+    appended: &Appended,
+    what: &str,
+) -> bool
+where
+    C: Connection,
+    M: Trackable,
+{
+    let Mode::Table { table } = M::MODE else {
+        return false;
     };
     // The audit table lives in the user table's schema.
     let (schema, _) = table_of::<EntityOf<M>>();
     let tables = AuditTables::new(schema, table);
-    match seen_before(
-        db,
-        &tables,
-        user.__user_id(),
-        ("remote_ip", ip),
-        appended.seq,
-    )
-    .await
-    {
-        Ok(true) => {}
-        Ok(false) => hook.on_new_ip(&NewIp {
-            user_id: user.__user_id(),
-            ip: ip.to_owned(),
-            user_agent: event.user_agent.clone(),
-            at: record
-                .sign_in_state()
-                .current_sign_in_at
-                .unwrap_or(event.now),
-            event_id: appended.id,
-            seq: appended.seq,
-            first_login: record.sign_in_state().sign_in_count == 1,
-        }),
+    let user_id = user.__user_id();
+    match seen_before(db, &tables, user_id.clone(), column_value, appended.seq).await {
+        Ok(seen) => !seen,
         Err(error) => {
-            let user_id = value_text(&user.__user_id());
-            tracing::warn!(target: "trackable", user_id, %error, "new-IP check failed");
+            let user_id = value_text(&user_id);
+            tracing::warn!(target: "trackable", user_id, %error, "{what} check failed");
+            false
         }
     }
 }
@@ -203,36 +222,17 @@ pub(crate) async fn after_login_device<C, M>(
     C: Connection,
     M: Trackable,
 {
-    let (Mode::Table { table }, Some(device)) = (M::MODE, event.details.device.as_deref()) else {
+    let Some(device) = event.details.device.as_deref() else {
         return;
     };
-    let (schema, _) = table_of::<EntityOf<M>>();
-    let tables = AuditTables::new(schema, table);
-    let user_id = user.__user_id();
-    match seen_before(
-        db,
-        &tables,
-        user_id.clone(),
-        ("device", device),
-        appended.seq,
-    )
-    .await
-    {
-        Ok(true) => {}
-        Ok(false) => hook.on_new_device(&NewDevice {
-            user_id,
+    if first_with(db, user, ("device", device), appended, "new-device").await {
+        hook.on_new_device(&NewDevice {
+            user_id: user.__user_id(),
             device: device.to_owned(),
             ip: event.ip.clone(),
-            at: record
-                .sign_in_state()
-                .current_sign_in_at
-                .unwrap_or(event.now),
+            at: signed_in_at(record, event),
             seq: appended.seq,
             first_login: record.sign_in_state().sign_in_count == 1,
-        }),
-        Err(error) => {
-            let user_id = value_text(&user_id);
-            tracing::warn!(target: "trackable", user_id, %error, "new-device check failed");
-        }
+        });
     }
 }
