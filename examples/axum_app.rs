@@ -1032,8 +1032,15 @@ mod tests {
 
     /// The text of the element that `css` selects.
     async fn text(browser: &fantoccini::Client, css: &str) -> String {
-        let element = browser.find(fantoccini::Locator::Css(css)).await.unwrap();
-        element.text().await.unwrap()
+        // An element of a page the browser is leaving goes stale: read it again.
+        for _ in 0..50 {
+            let element = browser.find(fantoccini::Locator::Css(css)).await;
+            if let Ok(text) = async { element?.text().await }.await {
+                return text;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no readable `{css}`");
     }
 
     /// How many elements `css` selects.
@@ -1133,6 +1140,9 @@ mod tests {
             .await
             .unwrap();
         click(&browser, Locator::Css("form button")).await;
+        // The form posts and the browser follows the redirect: wait for the new page.
+        let home = Locator::Css("a[href=\"/security\"]");
+        browser.wait().for_element(home).await.unwrap();
         let welcome = text(&browser, "body").await;
         assert!(welcome.contains("Welcome, demo@example.com!"), "{welcome}");
 
@@ -1151,6 +1161,12 @@ mod tests {
         assert!(sessions.contains("just now"), "relative times: {sessions}");
 
         click(&browser, Locator::Id("sign-out-others")).await;
+        // The page comes back without the button once the other session has ended.
+        let gone = std::time::Instant::now();
+        while count(&browser, "#sign-out-others").await > 0 {
+            assert!(gone.elapsed().as_secs() < 10, "the page did not come back");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         let rows = count(&browser, "#sessions tr[data-session]").await;
         assert_eq!(rows, 1, "only this session is left");
         let page_text = text(&browser, "body").await;
