@@ -10,7 +10,8 @@
 //! The rows belong to users of 100 events each, plus one user with a tenth of the rows, all
 //! written by multi-row `INSERT`s of 500 rows. Each call is timed 200 times, alternating the
 //! sizes' databases round by round so that load from other processes hits all of them alike;
-//! the figure is the median.
+//! the figure is the median. `TRACKABLE_GROWTH_PURGE_BATCH` sets the purge's batch size
+//! (1000).
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -252,7 +253,7 @@ async fn measure(fixtures: &[Fixture], name: &str) {
         };
         let start = Instant::now();
         let purge = tokio::spawn(async move {
-            purge_audit_trail::<member::Model>(&db, cut_off, 1000)
+            purge_audit_trail::<member::Model>(&db, cut_off, purge_batch())
                 .await
                 .expect("purge")
         });
@@ -279,6 +280,14 @@ async fn measure(fixtures: &[Fixture], name: &str) {
         };
         println!("| {} rows | {deleted} | {rate:.0} | {p99} |", fixture.size);
     }
+}
+
+/// The purge's batch size: 1000, or `TRACKABLE_GROWTH_PURGE_BATCH`.
+fn purge_batch() -> u32 {
+    std::env::var("TRACKABLE_GROWTH_PURGE_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
 }
 
 /// The p99 latency of `tasks` tasks each signing in `each` times (users of the fixture).
