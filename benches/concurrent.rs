@@ -31,13 +31,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sqlx::{self, Row};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, Set,
+    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 use trackable::models::member::{self, member_events};
 use trackable::models::user;
 use trackable::{TestDb, create_table};
-use trackable_core::{Action, ClientInfo, HasSignInState, SignInState, Trackable};
+use trackable_core::{Action, ClientInfo, Trackable};
 
 const USERS: usize = 100;
 const LEVELS: [usize; 3] = [1, 16, 64];
@@ -121,28 +120,11 @@ impl Ctx {
         Ok(())
     }
 
-    /// Devise's `update_tracked_fields!` in SeaORM: read the row, compute in Rust, write back.
+    /// Devise's `update_tracked_fields!` in SeaORM (see `trackable::naive`).
     async fn fields_naive(&self, id: i32) -> Result<user::Model, String> {
-        let found = user::Entity::find_by_id(id)
-            .one(&self.db)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("no such user")?;
-        let now = now();
-        let ip = Some(self.ip.to_string());
-        let (last_at, last_ip) = if found.current_sign_in_at.is_some() {
-            (found.current_sign_in_at, found.current_sign_in_ip.clone())
-        } else {
-            (Some(now), ip.clone())
-        };
-        let count = found.sign_in_count + 1;
-        let mut model = found.into_active_model();
-        model.last_sign_in_at = Set(last_at);
-        model.last_sign_in_ip = Set(last_ip);
-        model.current_sign_in_at = Set(Some(now));
-        model.current_sign_in_ip = Set(ip);
-        model.sign_in_count = Set(count);
-        model.update(&self.db).await.map_err(|e| e.to_string())
+        let ip = self.ip.to_string();
+        let login = trackable::naive::fields_login(&self.db, id, &ip, now());
+        login.await.map_err(|e| e.to_string())
     }
 
     async fn fields_floor(&self, id: i32) -> Result<i32, String> {
@@ -172,36 +154,10 @@ impl Ctx {
 
     /// The latest audit row, then the next one computed in Rust and inserted, without a lock.
     async fn table_naive(&self, id: i32) -> Result<member_events::Model, String> {
-        let latest = member_events::Entity::find()
-            .filter(member_events::Column::UserId.eq(id))
-            .order_by_desc(member_events::Column::Seq)
-            .one(&self.db)
-            .await
-            .map_err(|e| e.to_string())?;
-        let seq = latest.as_ref().map_or(0, |row| row.seq) + 1;
-        let now = now();
         let ip = self.ip.to_string();
-        let state = latest
-            .map(|row| row.sign_in_state())
-            .unwrap_or_else(SignInState::default)
-            .apply(Action::Login, now, Some(&ip));
-        member_events::ActiveModel {
-            user_id: Set(id),
-            seq: Set(seq),
-            action: Set(Action::Login),
-            sign_in_count: Set(state.sign_in_count),
-            current_sign_in_at: Set(state.current_sign_in_at),
-            current_sign_in_ip: Set(state.current_sign_in_ip),
-            last_sign_in_at: Set(state.last_sign_in_at),
-            last_sign_in_ip: Set(state.last_sign_in_ip),
-            remote_ip: Set(Some(ip)),
-            user_agent: Set(Some(USER_AGENT.to_owned())),
-            inserted_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&self.db)
-        .await
-        .map_err(|e| e.to_string())
+        let login = Action::Login;
+        let event = trackable::naive::table_event(&self.db, id, login, &ip, USER_AGENT, now());
+        event.await.map_err(|e| e.to_string())
     }
 
     async fn table_floor(&self, id: i32) -> Result<i64, String> {

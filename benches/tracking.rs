@@ -32,15 +32,15 @@ use chrono::{DateTime, SubsecRound, Utc};
 use criterion::{Criterion, Throughput};
 use sea_orm::sqlx::{self, Row};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set, Statement,
+    ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    Set, Statement,
 };
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::{Layer, Registry};
 use trackable::models::member::{self, member_events};
 use trackable::models::user;
 use trackable::{TestDb, create_table};
-use trackable_core::{Action, ClientInfo, HasSignInState, SignInState, Trackable};
+use trackable_core::{Action, ClientInfo, Trackable};
 
 const USERS: usize = 100;
 
@@ -333,30 +333,11 @@ impl Ctx {
         }
     }
 
-    /// Devise's `update_tracked_fields!` in SeaORM: read the row, compute in Rust, write back.
+    /// Devise's `update_tracked_fields!` in SeaORM (see `trackable::naive`).
     async fn fields_naive(&self, id: i32) -> user::Model {
-        let found = user::Entity::find_by_id(id)
-            .one(&self.db)
-            .await
-            .expect("find_by_id")
-            .expect("user exists");
-        let now = now();
-        let ip = Some(self.ip.to_string());
-        let (last_at, last_ip) = if found.current_sign_in_at.is_some() {
-            (found.current_sign_in_at, found.current_sign_in_ip.clone())
-        } else if found.last_sign_in_at.is_some() {
-            (found.last_sign_in_at, found.last_sign_in_ip.clone())
-        } else {
-            (Some(now), ip.clone())
-        };
-        let count = found.sign_in_count + 1;
-        let mut model = found.into_active_model();
-        model.last_sign_in_at = Set(last_at);
-        model.last_sign_in_ip = Set(last_ip);
-        model.current_sign_in_at = Set(Some(now));
-        model.current_sign_in_ip = Set(ip);
-        model.sign_in_count = Set(count);
-        model.update(&self.db).await.expect("update")
+        let ip = self.ip.to_string();
+        let login = trackable::naive::fields_login(&self.db, id, &ip, now());
+        login.await.expect("naive login")
     }
 
     /// The floor: the same single `UPDATE ... RETURNING`, written by hand and sent through sqlx
@@ -393,36 +374,9 @@ impl Ctx {
 
     /// The latest audit row, then the next one computed in Rust and inserted, without a lock.
     async fn table_naive(&self, id: i32, action: Action) -> member_events::Model {
-        let latest = member_events::Entity::find()
-            .filter(member_events::Column::UserId.eq(id))
-            .order_by_desc(member_events::Column::Seq)
-            .one(&self.db)
-            .await
-            .expect("latest row");
-        let seq = latest.as_ref().map_or(0, |row| row.seq) + 1;
-        let now = now();
         let ip = self.ip.to_string();
-        let state = latest
-            .map(|row| row.sign_in_state())
-            .unwrap_or_else(SignInState::default)
-            .apply(action, now, Some(&ip));
-        member_events::ActiveModel {
-            user_id: Set(id),
-            seq: Set(seq),
-            action: Set(action),
-            sign_in_count: Set(state.sign_in_count),
-            current_sign_in_at: Set(state.current_sign_in_at),
-            current_sign_in_ip: Set(state.current_sign_in_ip),
-            last_sign_in_at: Set(state.last_sign_in_at),
-            last_sign_in_ip: Set(state.last_sign_in_ip),
-            remote_ip: Set(Some(ip)),
-            user_agent: Set(Some(USER_AGENT.to_owned())),
-            inserted_at: Set(now),
-            ..Default::default()
-        }
-        .insert(&self.db)
-        .await
-        .expect("insert")
+        let event = trackable::naive::table_event(&self.db, id, action, &ip, USER_AGENT, now());
+        event.await.expect("naive insert")
     }
 }
 

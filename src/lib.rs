@@ -11,6 +11,7 @@
 //! (set by CI), which makes a missing or unreachable server an error.
 
 pub mod models;
+pub mod naive;
 mod support;
 
 pub use support::{
