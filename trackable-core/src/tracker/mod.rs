@@ -388,7 +388,11 @@ impl Tracker {
         C: Connection,
         M: Trackable,
     {
-        let event = self.event_with(action, client, details);
+        // Only an audit row stores the details: fields mode is spared the user-agent parse.
+        let event = match M::MODE {
+            crate::trackable::Mode::Fields => self.event(action, client),
+            crate::trackable::Mode::Table { .. } => self.event_with(action, client, details),
+        };
         let outcome = engine::write(db, user, &event).await;
         match &outcome {
             Ok(_) => log(&event, user, "recorded", None),
@@ -422,23 +426,29 @@ impl Tracker {
         Ok((record, appended))
     }
 
+    /// The event of `action` from `client`, without details (nothing stores them).
     pub(crate) fn event(&self, action: Action, client: &ClientInfo) -> Event {
-        self.event_with(action, client, &Details::new())
-    }
-
-    pub(crate) fn event_with(
-        &self,
-        action: Action,
-        client: &ClientInfo,
-        details: &Details,
-    ) -> Event {
-        let user_agent = client.user_agent().and_then(|ua| self.user_agent.apply(ua));
         Event {
             action,
             // Microseconds: what every backend stores, so a value reads back equal.
             now: self.now(),
             database_clock: self.database_clock,
             ip: client.ip().and_then(|ip| self.ip_policy.apply(ip)),
+            user_agent: client.user_agent().and_then(|ua| self.user_agent.apply(ua)),
+            chain: self.chain_key.clone(),
+            details: Stored::default(),
+        }
+    }
+
+    /// The event of `action` from `client` with the details an audit row stores.
+    pub(crate) fn event_with(
+        &self,
+        action: Action,
+        client: &ClientInfo,
+        details: &Details,
+    ) -> Event {
+        let event = self.event(action, client);
+        Event {
             details: Stored {
                 method: details.method.as_ref().map(SignInMethod::as_stored),
                 reason: details.reason.map(|reason| reason.as_str().to_owned()),
@@ -449,13 +459,13 @@ impl Tracker {
                     .zip(self.identifier_key.as_ref())
                     .map(|(id, key)| key.hash_session(id)),
                 // From the raw user agent, where its policy keeps one.
-                device: user_agent
+                device: event
+                    .user_agent
                     .as_ref()
                     .and(client.user_agent())
                     .and_then(device_label),
             },
-            user_agent,
-            chain: self.chain_key.clone(),
+            ..event
         }
     }
 }
