@@ -204,6 +204,86 @@ async fn renamed_fields_and_a_nullable_count() {
     }
 }
 
+/// A user row as sea-orm-cli generates it for `timestamptz` columns (a Loco app's entity).
+mod zoned {
+    use sea_orm::entity::prelude::*;
+    use trackable_core::Trackable;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
+    #[sea_orm(table_name = "zoned_users")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        pub sign_in_count: i32,
+        pub current_sign_in_at: Option<DateTimeWithTimeZone>,
+        pub current_sign_in_ip: Option<String>,
+        pub last_sign_in_at: Option<DateTimeWithTimeZone>,
+        pub last_sign_in_ip: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+#[tokio::test]
+async fn times_with_a_zone_are_read_and_anonymised_as_utc() {
+    for db in all_backends(2).await.unwrap() {
+        create_table(&db.db, zoned::Entity).await.unwrap();
+        let u = zoned::ActiveModel {
+            sign_in_count: Set(0),
+            ..Default::default()
+        }
+        .insert(&db.db)
+        .await
+        .unwrap();
+        let tracker = Tracker::new().with_clock(stepping_clock(first_reading()));
+        let a = tracker
+            .login(&db.db, &u, &client("192.0.2.1"))
+            .await
+            .unwrap();
+        let b = tracker
+            .login(&db.db, &a, &client("192.0.2.2"))
+            .await
+            .unwrap();
+        assert_eq!(b.sign_in_count, 2, "{:?}", db.backend);
+        let t1 = Utc.timestamp_opt(1_700_000_000, 123_456_000).unwrap();
+        assert_eq!(
+            b.last_sign_in_at.map(|at| at.to_utc()),
+            Some(t1),
+            "{:?}",
+            db.backend
+        );
+        assert!(
+            b.current_sign_in_at.unwrap().to_utc() > t1,
+            "{:?}",
+            db.backend
+        );
+        assert_eq!(b.sign_in_state().last_sign_in_at, Some(t1));
+
+        // Both sign-ins are older than a cut-off after them: both IPs are anonymised.
+        let cut_off = b.current_sign_in_at.unwrap().to_utc() + chrono::TimeDelta::seconds(1);
+        let policy = trackable_core::IpPolicy::truncate();
+        let changed = trackable_core::anonymize_sign_in_ips::<zoned::Model>(
+            &db.db,
+            cut_off,
+            Some(&policy),
+            100,
+        )
+        .await
+        .unwrap();
+        assert_eq!(changed, 1, "{:?}", db.backend);
+        let stored = zoned::Entity::find_by_id(u.id)
+            .one(&db.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.current_sign_in_ip.as_deref(), Some("192.0.2.0"));
+        assert_eq!(stored.last_sign_in_ip.as_deref(), Some("192.0.2.0"));
+    }
+}
+
 #[tokio::test]
 async fn fields_inserted_by_the_attribute_macro() {
     for db in all_backends(2).await.unwrap() {

@@ -48,6 +48,12 @@ impl ReadTime for Option<chrono::DateTime<chrono::Utc>> {
         *self
     }
 }
+/// `Option<DateTimeWithTimeZone>`: what sea-orm-cli generates for a `timestamptz` column.
+impl ReadTime for Option<chrono::DateTime<chrono::FixedOffset>> {
+    fn get(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.map(|at| at.to_utc())
+    }
+}
 
 /// Types that can hold a sign-in IP.
 pub trait ReadIp {

@@ -84,6 +84,23 @@ impl Resolution {
         }
     }
 
+    /// The peer address of the connection is the client ([`IpSource::Peer`]), as another
+    /// layer decided: a framework's own remote-IP middleware, say.
+    pub fn peer(ip: IpAddr) -> Self {
+        Self::found(ip.to_canonical(), IpSource::Peer)
+    }
+
+    /// A forwarding header, read by another layer that trusts its sender, names the client
+    /// ([`IpSource::Header`]).
+    pub fn header(ip: IpAddr) -> Self {
+        Self::found(ip.to_canonical(), IpSource::Header)
+    }
+
+    /// No trustworthy address ([`IpSource::Unresolved`]).
+    pub const fn unresolved() -> Self {
+        Self::UNRESOLVED
+    }
+
     /// The client address, if one can be trusted.
     pub fn ip(&self) -> Option<IpAddr> {
         self.ip

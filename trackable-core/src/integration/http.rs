@@ -59,6 +59,28 @@ impl ClientInfo {
             .with_cleaned_user_agent(user_agent(headers, config.user_agent_limit()))
     }
 
+    /// Replaces the user agent with the request's, read from `headers` as
+    /// [`from_headers`](Self::from_headers) reads it: for a client whose IP another layer
+    /// resolved (a framework's remote-IP middleware).
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue};
+    /// use trackable_core::{ClientConfig, ClientInfo, IpSource, Resolution};
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("user-agent", HeaderValue::from_static("curl/8.5.0"));
+    /// let resolved = Resolution::header("203.0.113.7".parse().unwrap());
+    /// let client = ClientInfo::from_resolution(resolved)
+    ///     .with_user_agent_from(&headers, &ClientConfig::new());
+    /// assert_eq!(client.ip_source(), IpSource::Header);
+    /// assert_eq!(client.user_agent(), Some("curl/8.5.0"));
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    #[must_use]
+    pub fn with_user_agent_from(self, headers: &HeaderMap, config: &ClientConfig) -> Self {
+        self.with_cleaned_user_agent(user_agent(headers, config.user_agent_limit()))
+    }
+
     /// The user agent of a request alone, as [`from_headers`](Self::from_headers)
     /// reads it; for a [`ClientInfo`] without a known peer.
     #[cfg(feature = "axum")]

@@ -823,6 +823,7 @@ where
                 };
                 let older = match user.get(at_column) {
                     sea_orm::Value::ChronoDateTimeUtc(Some(at)) => at < before,
+                    sea_orm::Value::ChronoDateTimeWithTimeZone(Some(at)) => at < before,
                     _ => false,
                 };
                 let new = match policy {

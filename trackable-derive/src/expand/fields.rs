@@ -98,7 +98,7 @@ fn field_check<'a>(field: &Field<'a>, role: Role) -> FieldCheck<'a> {
             "a sign-in time",
             "write `Option<DateTimeUtc>` here",
             &[
-                "sign-in times are UTC, and NULL until the first sign-in",
+                "sign-in times are UTC, and NULL until the first sign-in; `Option<DateTimeWithTimeZone>` (what sea-orm-cli generates for `timestamptz`) is read as UTC",
                 "`DateTime` of sea-orm's prelude is a time without zone; `DateTimeUtc` is `chrono::DateTime<chrono::Utc>`",
             ],
             "ReadTime",
