@@ -50,7 +50,10 @@ use syn::{DeriveInput, Item, parse_macro_input};
 /// `crate = "..."` path that does not resolve, and `#[sign_in_fields]` written below
 /// `#[derive(...)]`. A wrong type is underlined whole and named as written.
 ///
-/// ```ignore
+/// (This crate cannot compile its own examples, which need `trackable_core`; models like these
+/// compile as doctests of the README.)
+///
+/// ```text
 /// #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
 /// #[sea_orm(table_name = "users")]
 /// #[trackable(table = "trackables")]
@@ -114,7 +117,7 @@ pub fn derive_trackable(input: TokenStream) -> TokenStream {
 /// a compile error. Declaring one of the five yourself as well is a compile error at that
 /// field (the other four are still added).
 ///
-/// ```ignore
+/// ```text
 /// #[trackable_core::sign_in_fields]
 /// #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Trackable)]
 /// #[sea_orm(table_name = "users")]
