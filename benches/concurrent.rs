@@ -24,15 +24,12 @@
 
 use std::hint::black_box;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::sqlx::{self, Row};
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set};
 use trackable::models::member::{self, member_events};
 use trackable::models::user;
 use trackable::{TestDb, create_table};
@@ -72,7 +69,6 @@ impl Variant {
 
 struct Ctx {
     db: DatabaseConnection,
-    backend: DbBackend,
     /// `USERS` per (level, variant), in that order.
     users: Vec<user::Model>,
     members: Vec<member::Model>,
@@ -127,29 +123,11 @@ impl Ctx {
         login.await.map_err(|e| e.to_string())
     }
 
-    async fn fields_floor(&self, id: i32) -> Result<i32, String> {
-        let sql = match self.backend {
-            DbBackend::Sqlite => FIELDS_FLOOR_SQLITE.as_str(),
-            _ => FIELDS_FLOOR_POSTGRES.as_str(),
-        };
-        let (now, ip) = (now(), self.ip.to_string());
-        let count = match self.backend {
-            DbBackend::Sqlite => sqlx::query(sql)
-                .bind(ip)
-                .bind(now)
-                .bind(id)
-                .fetch_one(self.db.get_sqlite_connection_pool())
-                .await
-                .and_then(|row| row.try_get("sign_in_count")),
-            _ => sqlx::query(sql)
-                .bind(ip)
-                .bind(now)
-                .bind(id)
-                .fetch_one(self.db.get_postgres_connection_pool())
-                .await
-                .and_then(|row| row.try_get("sign_in_count")),
-        };
-        count.map_err(|e| e.to_string())
+    /// The floor (`trackable::floor`): the same `UPDATE ... RETURNING` through sqlx.
+    async fn fields_floor(&self, id: i32) -> Result<user::Model, String> {
+        let ip = self.ip.to_string();
+        let login = trackable::floor::fields_login(&self.db, id, &ip, now());
+        login.await.map_err(|e| e.to_string())
     }
 
     /// The latest audit row, then the next one computed in Rust and inserted, without a lock.
@@ -160,51 +138,12 @@ impl Ctx {
         event.await.map_err(|e| e.to_string())
     }
 
-    async fn table_floor(&self, id: i32) -> Result<i64, String> {
-        let sql = table_floor_sql(self.backend);
-        let (now, ip) = (now(), self.ip.to_string());
-        let count = match self.backend {
-            DbBackend::Sqlite => sqlx::query(sql)
-                .bind(id)
-                .bind(now)
-                .bind(ip)
-                .bind(USER_AGENT)
-                .fetch_one(self.db.get_sqlite_connection_pool())
-                .await
-                .and_then(|row| row.try_get("sign_in_count")),
-            _ => sqlx::query(sql)
-                .bind(id)
-                .bind(now)
-                .bind(ip)
-                .bind(USER_AGENT)
-                .fetch_one(self.db.get_postgres_connection_pool())
-                .await
-                .and_then(|row| row.try_get("sign_in_count")),
-        };
-        count.map_err(|e| e.to_string())
-    }
-}
-
-static FIELDS_FLOOR_SQLITE: LazyLock<String> =
-    LazyLock::new(|| fields_floor_sql(["?1", "?2", "?3"]));
-static FIELDS_FLOOR_POSTGRES: LazyLock<String> =
-    LazyLock::new(|| fields_floor_sql(["$1", "$2", "$3"]));
-
-fn fields_floor_sql([ip, now, id]: [&str; 3]) -> String {
-    format!(
-        r#"UPDATE "users" SET "last_sign_in_ip" = CASE WHEN "current_sign_in_at" IS NOT NULL THEN "current_sign_in_ip" WHEN "last_sign_in_at" IS NOT NULL THEN "last_sign_in_ip" ELSE {ip} END, "last_sign_in_at" = CASE WHEN "current_sign_in_at" IS NOT NULL THEN "current_sign_in_at" WHEN "last_sign_in_at" IS NOT NULL THEN "last_sign_in_at" ELSE {now} END, "current_sign_in_ip" = {ip}, "current_sign_in_at" = {now}, "sign_in_count" = COALESCE("sign_in_count", 0) + 1 WHERE "id" = {id} RETURNING *"#
-    )
-}
-
-/// Parameters: user id, now, ip, user agent.
-fn table_floor_sql(backend: DbBackend) -> &'static str {
-    match backend {
-        DbBackend::Sqlite => {
-            r#"INSERT INTO "member_events" ("user_id", "seq", "action", "sign_in_count", "current_sign_in_at", "current_sign_in_ip", "last_sign_in_at", "last_sign_in_ip", "remote_ip", "user_agent", "inserted_at") SELECT u."id", COALESCE(p."seq", 0) + 1, 'login', COALESCE(p."sign_in_count", 0) + 1, ?2, ?3, CASE WHEN p."current_sign_in_at" IS NOT NULL THEN p."current_sign_in_at" ELSE ?2 END, CASE WHEN p."current_sign_in_at" IS NOT NULL THEN p."current_sign_in_ip" ELSE ?3 END, ?3, ?4, ?2 FROM "members" u LEFT JOIN "member_events" p ON p."user_id" = u."id" AND p."seq" = (SELECT MAX("seq") FROM "member_events" WHERE "user_id" = u."id") WHERE u."id" = ?1 RETURNING *"#
-        }
-        _ => {
-            r#"SELECT * FROM "member_events_append"($1, 'login', $2, $3, $4, NULL, NULL, NULL, NULL, NULL)"#
-        }
+    /// The floor (`trackable::floor`): the same `INSERT ... SELECT` (SQLite) or append
+    /// function (PostgreSQL) through sqlx.
+    async fn table_floor(&self, id: i32) -> Result<member_events::Model, String> {
+        let ip = self.ip.to_string();
+        let login = trackable::floor::table_login(&self.db, id, &ip, USER_AGENT, now());
+        login.await.map_err(|e| e.to_string())
     }
 }
 
@@ -380,7 +319,6 @@ async fn bench_backend(name: &str, test_db: &TestDb, pool: u32, plan: &Plan<'_>)
     let ip: IpAddr = "203.0.113.7".parse().expect("ip");
     let ctx = Arc::new(Ctx {
         db: test_db.db.clone(),
-        backend: test_db.backend,
         users,
         members,
         client: ClientInfo::from_ip(ip).with_user_agent(USER_AGENT),

@@ -242,8 +242,11 @@ async fn measure(fixtures: &[Fixture], name: &str) {
     println!(
         "\n| {name} purge | rows deleted | rows/s | login p99 without / during the purge |\n|---|---|---|---|"
     );
-    let last = fixtures.len() - 1;
-    for (n, fixture) in fixtures.iter().enumerate() {
+    // Purging 10 million rows takes about 20 minutes on SQLite: the purge runs on the tables
+    // of up to 1 million rows, the p99 on the largest of them.
+    let purged: Vec<_> = fixtures.iter().filter(|f| f.size <= PURGE_MAX).collect();
+    let last = purged.len() - 1;
+    for (n, fixture) in purged.into_iter().enumerate() {
         let cut_off = Utc::now() - TimeDelta::hours(1);
         let db = sea_orm::DatabaseConnection::clone(&fixture.db.db);
         let quiet = if n == last {
@@ -281,6 +284,9 @@ async fn measure(fixtures: &[Fixture], name: &str) {
         println!("| {} rows | {deleted} | {rate:.0} | {p99} |", fixture.size);
     }
 }
+
+/// The largest table the purge runs on.
+const PURGE_MAX: i64 = 1_000_000;
 
 /// The purge's batch size: 1000, or `TRACKABLE_GROWTH_PURGE_BATCH`.
 fn purge_batch() -> u32 {

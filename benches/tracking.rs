@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use criterion::{Criterion, Throughput};
-use sea_orm::sqlx::{self, Row};
+use sea_orm::sqlx;
 use sea_orm::{
     ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
     Set, Statement,
@@ -340,36 +340,12 @@ impl Ctx {
         login.await.expect("naive login")
     }
 
-    /// The floor: the same single `UPDATE ... RETURNING`, written by hand and sent through sqlx
-    /// on the same pool, decoded field by field.
+    /// The floor (`trackable::floor`): the same single `UPDATE ... RETURNING`, written by
+    /// hand, sent through sqlx on the same pool, decoded field by field.
     async fn fields_raw(&self, id: i32) -> user::Model {
-        let now = now();
         let ip = self.ip.to_string();
-        match self.backend {
-            DbBackend::Sqlite => {
-                let pool = self.db.get_sqlite_connection_pool();
-                let row = sqlx::query(FIELDS_RAW_SQLITE.as_str())
-                    .bind(ip)
-                    .bind(now)
-                    .bind(id)
-                    .fetch_one(pool)
-                    .await
-                    .expect("raw update");
-                decode_user(&row)
-            }
-            DbBackend::Postgres => {
-                let pool = self.db.get_postgres_connection_pool();
-                let row = sqlx::query(FIELDS_RAW_POSTGRES.as_str())
-                    .bind(ip)
-                    .bind(now)
-                    .bind(id)
-                    .fetch_one(pool)
-                    .await
-                    .expect("raw update");
-                decode_user(&row)
-            }
-            other => unreachable!("no raw baseline for {other:?}"),
-        }
+        let login = trackable::floor::fields_login(&self.db, id, &ip, now());
+        login.await.expect("raw update")
     }
 
     /// The latest audit row, then the next one computed in Rust and inserted, without a lock.
@@ -377,40 +353,6 @@ impl Ctx {
         let ip = self.ip.to_string();
         let event = trackable::naive::table_event(&self.db, id, action, &ip, USER_AGENT, now());
         event.await.expect("naive insert")
-    }
-}
-
-fn fields_raw_sql(p: [&str; 3]) -> String {
-    let [ip, now, id] = p;
-    format!(
-        r#"UPDATE "users" SET "last_sign_in_ip" = CASE WHEN "current_sign_in_at" IS NOT NULL THEN "current_sign_in_ip" WHEN "last_sign_in_at" IS NOT NULL THEN "last_sign_in_ip" ELSE {ip} END, "last_sign_in_at" = CASE WHEN "current_sign_in_at" IS NOT NULL THEN "current_sign_in_at" WHEN "last_sign_in_at" IS NOT NULL THEN "last_sign_in_at" ELSE {now} END, "current_sign_in_ip" = {ip}, "current_sign_in_at" = {now}, "sign_in_count" = COALESCE("sign_in_count", 0) + 1 WHERE "id" = {id} RETURNING *"#
-    )
-}
-
-static FIELDS_RAW_SQLITE: LazyLock<String> = LazyLock::new(|| fields_raw_sql(["?1", "?2", "?3"]));
-static FIELDS_RAW_POSTGRES: LazyLock<String> = LazyLock::new(|| fields_raw_sql(["$1", "$2", "$3"]));
-
-fn decode_user<R>(row: &R) -> user::Model
-where
-    R: Row,
-    for<'r> &'r str: sqlx::ColumnIndex<R>,
-    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<DateTime<Utc>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    user::Model {
-        id: row.try_get("id").expect("id"),
-        email: row.try_get("email").expect("email"),
-        sign_in_count: row.try_get("sign_in_count").expect("sign_in_count"),
-        current_sign_in_at: row
-            .try_get("current_sign_in_at")
-            .expect("current_sign_in_at"),
-        current_sign_in_ip: row
-            .try_get("current_sign_in_ip")
-            .expect("current_sign_in_ip"),
-        last_sign_in_at: row.try_get("last_sign_in_at").expect("last_sign_in_at"),
-        last_sign_in_ip: row.try_get("last_sign_in_ip").expect("last_sign_in_ip"),
     }
 }
 

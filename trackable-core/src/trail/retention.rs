@@ -44,7 +44,8 @@ const IP_COLUMNS: [&str; 3] = ["remote_ip", "current_sign_in_ip", "last_sign_in_
 /// the future) and are not touched. It takes a [`DatabaseConnection`] (a pool), not a
 /// transaction: one long transaction is what batching avoids. On SQLite, whose single writer
 /// each batch holds, prefer batches of about 100: at 1 million rows they kept the p99 of
-/// concurrent logins within 1.7× (batches of 1000: 6×; see `docs/benchmarks.md`).
+/// concurrent logins within 2× (1.64× and 1.81× in two runs; batches of 1000: 6×; see
+/// `docs/benchmarks.md`).
 ///
 /// ```no_run
 /// # async fn run(db: &sea_orm::DatabaseConnection) -> trackable_core::Result<()> {
