@@ -11,7 +11,7 @@
 //! written by multi-row `INSERT`s of 500 rows. Each call is timed 200 times, alternating the
 //! sizes' databases round by round so that load from other processes hits all of them alike;
 //! the figure is the median. `TRACKABLE_GROWTH_PURGE_BATCH` sets the purge's batch size
-//! (1000).
+//! (1000); `TRACKABLE_GROWTH_SQLITE=0` leaves SQLite out.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -210,7 +210,43 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
+/// On PostgreSQL, the plans of the failed-login count for the first user, as the driver's
+/// prepared statement runs it: a custom plan for the first executions, then, by default, the
+/// generic plan once it costs no more. `EXPLAIN (ANALYZE, BUFFERS)` of both.
+async fn explain_failed_count(fixture: &Fixture) {
+    use sea_orm::TransactionTrait;
+    let txn = fixture.db.db.begin().await.expect("begin");
+    let id = fixture.users[0].id;
+    let run = |sql: String| {
+        let txn = &txn;
+        async move {
+            let rows = txn
+                .query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+                .await
+                .expect("explain");
+            rows.iter()
+                .map(|row| row.try_get_by_index::<String>(0).expect("plan line"))
+                .collect::<Vec<_>>()
+        }
+    };
+    run(r#"PREPARE failed_count(int, text, timestamptz) AS SELECT COUNT(*) AS n FROM "member_events" WHERE "user_id" = $1 AND "action" = $2 AND "inserted_at" >= $3"#.to_owned()).await;
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        run(format!("SET LOCAL plan_cache_mode = {mode}")).await;
+        let plan = run(format!(
+            "EXPLAIN (ANALYZE, BUFFERS) EXECUTE failed_count({id}, 'failed_login', now() - interval '15 minutes')"
+        ))
+        .await;
+        println!("\n{} rows, {mode}:\n{}", fixture.size, plan.join("\n"));
+    }
+    txn.rollback().await.expect("rollback");
+}
+
 async fn measure(fixtures: &[Fixture], name: &str) {
+    if name == "PostgreSQL" {
+        for fixture in fixtures {
+            explain_failed_count(fixture).await;
+        }
+    }
     let tracker = Tracker::new();
     let lockout = Lockout::default();
     println!("\n{name}: median µs per call over {CALLS} calls, sizes interleaved\n");
@@ -340,9 +376,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // `TRACKABLE_GROWTH_SQLITE=0` leaves SQLite out (a PostgreSQL-only run).
+    let sqlite = !std::env::var("TRACKABLE_GROWTH_SQLITE").is_ok_and(|v| v == "0");
     rt.block_on(async {
         let mut fixtures = Vec::new();
-        for &size in &sizes {
+        for &size in sizes.iter().filter(|_| sqlite) {
             let start = Instant::now();
             let db = sqlite_file(4).await.expect("sqlite");
             fixtures.push(fixture(db, size).await);
@@ -351,7 +389,9 @@ fn main() {
                 start.elapsed().as_secs_f64()
             );
         }
-        measure(&fixtures, "SQLite (WAL file)").await;
+        if sqlite {
+            measure(&fixtures, "SQLite (WAL file)").await;
+        }
         drop(fixtures);
         let mut fixtures = Vec::new();
         for &size in &sizes {
