@@ -229,7 +229,15 @@ async fn explain_failed_count(fixture: &Fixture) {
                 .collect::<Vec<_>>()
         }
     };
-    run(r#"PREPARE failed_count(int, text, timestamptz) AS SELECT COUNT(*) AS n FROM "member_events" WHERE "user_id" = $1 AND "action" = $2 AND "inserted_at" >= $3"#.to_owned()).await;
+    // The crate's own statement: user id, action, since.
+    let plans = trackable_core::explain_audit_queries(&txn, &fixture.users[0])
+        .await
+        .expect("plans");
+    let count = plans
+        .into_iter()
+        .find(|plan| plan.query == "failed_logins_user")
+        .expect("the failed-login count");
+    run(format!("PREPARE failed_count AS {}", count.sql)).await;
     for mode in ["force_custom_plan", "force_generic_plan"] {
         run(format!("SET LOCAL plan_cache_mode = {mode}")).await;
         let plan = run(format!(

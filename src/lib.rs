@@ -83,29 +83,20 @@ impl Drop for TestDb {
                 .map_err(|e| e.to_string())?;
             rt.block_on(async {
                 let admin = Database::connect(quiet(&server.admin_url, 1)).await?;
-                if let Err(error) = admin.execute_unprepared(&sql).await {
-                    // FORCE may not end an autovacuum worker (busy after a bulk insert) for a
-                    // role that is not a superuser; a plain DROP makes PostgreSQL cancel it,
-                    // once this pool's sessions have gone.
-                    let Some(plain) = sql.strip_suffix(" WITH (FORCE)") else {
-                        return Err(error);
-                    };
-                    let mut last = error;
-                    let mut dropped = false;
+                let mut dropped = admin.execute_unprepared(&sql).await.map(drop);
+                // FORCE may not end an autovacuum worker (busy after a bulk insert) for a role
+                // that is not a superuser; a plain DROP makes PostgreSQL cancel it, once this
+                // pool's sessions have gone.
+                if let Some(plain) = sql.strip_suffix(" WITH (FORCE)") {
                     for _ in 0..10 {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        match admin.execute_unprepared(plain).await {
-                            Ok(_) => {
-                                dropped = true;
-                                break;
-                            }
-                            Err(error) => last = error,
+                        if dropped.is_ok() {
+                            break;
                         }
-                    }
-                    if !dropped {
-                        return Err(last);
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        dropped = admin.execute_unprepared(plain).await.map(drop);
                     }
                 }
+                dropped?;
                 admin.close().await
             })
             .map_err(|e| format!("{sql}: {e}"))

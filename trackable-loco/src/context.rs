@@ -44,11 +44,14 @@ impl Trackables {
         if let Some(found) = ctx.shared_store.get::<Trackables>() {
             return Ok(found);
         }
-        let built = Settings::from_config(&ctx.config)
-            .and_then(Trackables::new)
-            .map_err(|error| loco_rs::Error::Message(error.to_string()))?;
+        let built = Trackables::from_config(ctx)?;
         ctx.shared_store.insert(built.clone());
         Ok(built)
+    }
+
+    /// Built from `initializers.trackable` of the app's configuration.
+    fn from_config(ctx: &AppContext) -> Result<Self, SettingsError> {
+        Settings::from_config(&ctx.config).and_then(Trackables::new)
     }
 
     /// The tracker.
@@ -128,10 +131,7 @@ impl Initializer for TrackableInitializer {
     }
 
     async fn before_run(&self, ctx: &AppContext) -> loco_rs::Result<()> {
-        let settings = Settings::from_config(&ctx.config)
-            .map_err(|error| loco_rs::Error::Message(error.to_string()))?;
-        let mut trackables = Trackables::new(settings)
-            .map_err(|error| loco_rs::Error::Message(error.to_string()))?;
+        let mut trackables = Trackables::from_config(ctx)?;
         if let Some(configure) = &self.configure {
             trackables = configure(trackables);
         }

@@ -36,12 +36,11 @@ pub struct Client(pub ClientInfo);
 impl Client {
     /// The client of `parts`, reading the user agent under `config`.
     pub async fn of(parts: &mut Parts, config: &ClientConfig) -> ClientInfo {
-        let resolution = match RemoteIP::from_request_parts(parts, &()).await {
-            Ok(RemoteIP::Forwarded(ip)) => Resolution::header(ip),
-            Ok(RemoteIP::Socket(ip)) => Resolution::peer(ip),
-            Ok(RemoteIP::None) | Err(_) => {
-                return ClientInfo::from_connect_info(parts, config);
-            }
+        let Ok(remote) = RemoteIP::from_request_parts(parts, &()).await;
+        let resolution = match remote {
+            RemoteIP::Forwarded(ip) => Resolution::header(ip),
+            RemoteIP::Socket(ip) => Resolution::peer(ip),
+            RemoteIP::None => return ClientInfo::from_connect_info(parts, config),
         };
         ClientInfo::from_resolution(resolution).with_user_agent_from(&parts.headers, config)
     }
@@ -194,18 +193,18 @@ impl Tracking {
             Attempt::Permitted(permit) => permit,
             Attempt::Refused(refusal) => return Ok(SignIn::Refused(refusal)),
         };
-        let details = Details::new().method(SignInMethod::Password);
-        let (session, record) = match matches {
-            true => permit.succeeded_with(&self.db, &details).await,
-            false => {
-                permit
-                    .failed(&self.db)
-                    .await
-                    .map_err(loco_rs::Error::wrap)?;
-                return Ok(SignIn::Failed);
-            }
+        if !matches {
+            permit
+                .failed(&self.db)
+                .await
+                .map_err(loco_rs::Error::wrap)?;
+            return Ok(SignIn::Failed);
         }
-        .map_err(loco_rs::Error::wrap)?;
+        let details = Details::new().method(SignInMethod::Password);
+        let (session, record) = permit
+            .succeeded_with(&self.db, &details)
+            .await
+            .map_err(loco_rs::Error::wrap)?;
         match user {
             Some(user) => Ok(SignIn::SignedIn {
                 user,

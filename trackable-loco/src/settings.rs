@@ -148,6 +148,13 @@ impl SettingsError {
     }
 }
 
+impl From<SettingsError> for loco_rs::Error {
+    /// `loco_rs::Error::Message` with the field and the reason.
+    fn from(error: SettingsError) -> Self {
+        loco_rs::Error::Message(error.to_string())
+    }
+}
+
 impl Settings {
     /// The settings in `config` (the defaults when it has no `initializers.trackable`).
     ///

@@ -136,10 +136,7 @@ impl Run {
 
     /// The policy that old IPs are rewritten with; `None` clears them.
     fn policy(&self) -> loco_rs::Result<Option<IpPolicy>> {
-        self.trackables
-            .settings()
-            .anonymization_policy()
-            .map_err(|error| loco_rs::Error::Message(error.to_string()))
+        Ok(self.trackables.settings().anonymization_policy()?)
     }
 }
 

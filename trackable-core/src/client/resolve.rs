@@ -96,11 +96,6 @@ impl Resolution {
         Self::found(ip.to_canonical(), IpSource::Header)
     }
 
-    /// No trustworthy address ([`IpSource::Unresolved`]).
-    pub const fn unresolved() -> Self {
-        Self::UNRESOLVED
-    }
-
     /// The client address, if one can be trusted.
     pub fn ip(&self) -> Option<IpAddr> {
         self.ip

@@ -100,7 +100,7 @@ impl ClientInfo {
         };
         match peer {
             Some(peer) => Self::from_parts(parts, peer, config),
-            None => Self::headers_user_agent(&parts.headers, config),
+            None => Self::new().with_user_agent_from(&parts.headers, config),
         }
     }
 }

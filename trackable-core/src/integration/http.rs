@@ -55,8 +55,7 @@ impl ClientInfo {
                 "forwarding header did not yield a trustworthy client address"
             );
         }
-        Self::from_resolution(resolution)
-            .with_cleaned_user_agent(user_agent(headers, config.user_agent_limit()))
+        Self::from_resolution(resolution).with_user_agent_from(headers, config)
     }
 
     /// Replaces the user agent with the request's, read from `headers` as
@@ -79,13 +78,6 @@ impl ClientInfo {
     #[must_use]
     pub fn with_user_agent_from(self, headers: &HeaderMap, config: &ClientConfig) -> Self {
         self.with_cleaned_user_agent(user_agent(headers, config.user_agent_limit()))
-    }
-
-    /// The user agent of a request alone, as [`from_headers`](Self::from_headers)
-    /// reads it; for a [`ClientInfo`] without a known peer.
-    #[cfg(feature = "axum")]
-    pub(crate) fn headers_user_agent(headers: &HeaderMap, config: &ClientConfig) -> Self {
-        Self::new().with_cleaned_user_agent(user_agent(headers, config.user_agent_limit()))
     }
 }
 
